@@ -1,0 +1,45 @@
+"""The versioned API: every domain's router mounted under /api/v1."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from yikatong import __version__
+from yikatong.audit.api import router as audit_router
+from yikatong.deps import DbSession
+from yikatong.reference.api import router as reference_router
+from yikatong.residents.api import router as residents_router
+from yikatong.settings import get_settings
+from yikatong.staff.api import router as staff_router
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    region_code: str
+    database: str
+
+
+system_router = APIRouter(tags=["system"])
+
+
+@system_router.get("/health", response_model=Health)
+def health(session: DbSession) -> Health:
+    """Liveness and database reachability."""
+    session.execute(text("SELECT 1"))
+    return Health(
+        status="ok",
+        version=__version__,
+        region_code=get_settings().region_code,
+        database=session.get_bind().dialect.name,
+    )
+
+
+api_router = APIRouter(prefix="/api/v1")
+api_router.include_router(system_router)
+api_router.include_router(staff_router)
+api_router.include_router(audit_router, prefix="/audit")
+api_router.include_router(residents_router, prefix="/residents")
+api_router.include_router(reference_router, prefix="/reference", tags=["reference"])

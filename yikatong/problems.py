@@ -1,0 +1,177 @@
+"""Turning errors into answers: RFC 9457 problem details for the API, pages for people.
+
+One mapping for both edges, so a code seen in the API is the code a clerk can quote from a page.
+A 500 never carries internals: the exception is logged with the request id, and the answer
+names only that id.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from yikatong.errors import PROBLEM_TYPES, AuthenticationRequired, YikatongError, problem_type
+
+log = logging.getLogger("yikatong.errors")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+_HTTP_CODES = {
+    404: problem_type("not_found", 404, "Not found", "The requested object does not exist."),
+    405: problem_type(
+        "method_not_allowed", 405, "Method not allowed", "This URL does not accept that method."
+    ),
+}
+
+
+def is_api(request: Request) -> bool:
+    return request.url.path.startswith(("/api/", "/.well-known/"))
+
+
+def problem(
+    request: Request,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    detail_template: str | None = None,
+    params: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    request_id = getattr(request.state, "request_id", None)
+    if is_api(request):
+        body: dict[str, Any] = {
+            "type": f"/problems/{code}",
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "instance": request.url.path,
+            "code": code,
+        }
+        if request_id:
+            body["request_id"] = request_id
+        body.update(extra or {})
+        return JSONResponse(
+            body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+        )
+
+    from yikatong.web.templating import render
+
+    return render(
+        request,
+        "error.html",
+        {
+            "status": status,
+            "code": code,
+            "title": title,
+            "detail": detail,
+            "detail_template": detail_template,
+            "params": params or {},
+            "errors": (extra or {}).get("errors", []),
+            "request_id": request_id,
+        },
+        status_code=status,
+        headers=headers,
+    )
+
+
+def _login_redirect(request: Request) -> Response:
+    target = "/staff/login?next=" + quote(
+        request.url.path + ("?" + request.url.query if request.url.query else "")
+    )
+    if request.headers.get("hx-request") == "true":
+        return Response(status_code=204, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
+
+
+async def on_domain_error(request: Request, exc: Exception) -> Response:
+    exc = cast(YikatongError, exc)  # registered for this class only
+    if (
+        isinstance(exc, AuthenticationRequired)
+        and not is_api(request)
+        and request.method == "GET"
+        and not request.url.path.startswith("/staff/login")
+    ):
+        return _login_redirect(request)
+    headers = {"WWW-Authenticate": 'Cookie realm="yikatong"'} if exc.status == 401 else None
+    return problem(
+        request,
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        detail_template=exc.detail_template,
+        params=exc.params,
+        extra=exc.extra,
+        headers=headers,
+    )
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
+        parts = parts[1:] or parts
+    return ".".join(parts)
+
+
+async def on_validation_error(request: Request, exc: Exception) -> Response:
+    exc = cast(RequestValidationError, exc)
+    errors = [
+        {"field": _field_name(tuple(err.get("loc", ()))), "message": err.get("msg", "invalid")}
+        for err in exc.errors()
+    ]
+    fields = ", ".join(e["field"] for e in errors)
+    return problem(
+        request,
+        status=422,
+        code="validation_failed",
+        title=PROBLEM_TYPES["validation_failed"].title,
+        detail=f"Invalid value for: {fields}" if fields else "Invalid request",
+        extra={"errors": errors},
+    )
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    exc = cast(StarletteHTTPException, exc)
+    ptype = _HTTP_CODES.get(exc.status_code) or PROBLEM_TYPES["http_error"]
+    return problem(
+        request,
+        status=exc.status_code,
+        code=ptype.code,
+        title=ptype.title,
+        detail=str(exc.detail) if exc.detail else ptype.title,
+        headers=dict(exc.headers) if exc.headers else None,
+    )
+
+
+async def on_unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception(
+        "unhandled error on %s %s (request %s)",
+        request.method,
+        request.url.path,
+        getattr(request.state, "request_id", "-"),
+        exc_info=exc,
+    )
+    ptype = PROBLEM_TYPES["internal_error"]
+    return problem(
+        request,
+        status=500,
+        code=ptype.code,
+        title=ptype.title,
+        detail="The platform could not complete the request. Quote the request id to support.",
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(YikatongError, on_domain_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected_error)
