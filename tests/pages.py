@@ -22,8 +22,12 @@ def sign_in(client: TestClient, who: StaffLogin, next_url: str = "/staff") -> No
     page = client.get("/staff/login")
     res = client.post(
         "/staff/login",
-        data={"csrf_token": csrf_from(page.text), "username": who.username,
-              "password": who.password, "next": next_url},
+        data={
+            "csrf_token": csrf_from(page.text),
+            "username": who.username,
+            "password": who.password,
+            "next": next_url,
+        },
         follow_redirects=False,
     )
     assert res.status_code == 303, res.text

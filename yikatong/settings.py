@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     env: Environment = Environment.DEVELOPMENT
     database_url: str = Field(
         default=f"sqlite:///{PROJECT_ROOT / 'var' / 'yikatong.db'}",
-        description="SQLAlchemy URL: a SQLite file in development, postgresql+psycopg:// in production",
+        description="SQLAlchemy URL: SQLite in development, postgresql+psycopg:// in production",
     )
     region_code: str = Field(
         default="441600",

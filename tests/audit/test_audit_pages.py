@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from yikatong.kit.actor import Role
 from tests.factories import make_staff
 from tests.pages import csrf_from, sign_in
+from yikatong.kit.actor import Role
 
 
 def test_auditor_browses_and_filters(client: TestClient, session: Session) -> None:
@@ -38,8 +38,11 @@ def test_verify_from_the_page(client: TestClient, session: Session) -> None:
     session.commit()
     sign_in(client, auditor)
     page = client.get("/staff/audit")
-    res = client.post("/staff/audit/verify", data={"csrf_token": csrf_from(page.text)},
-                      headers={"HX-Request": "true"})
+    res = client.post(
+        "/staff/audit/verify",
+        data={"csrf_token": csrf_from(page.text)},
+        headers={"HX-Request": "true"},
+    )
     assert res.status_code == 200
     assert "alert-success" in res.text
 

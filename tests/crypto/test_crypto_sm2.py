@@ -80,6 +80,8 @@ def test_tampered_signature_values_are_rejected(key: SM2PrivateKey) -> None:
         b"\x30\x06\x02\x01\x01\x02\x01\x01",  # well-formed DER, but not a signature
         b"\x30\x44\x02\x20" + b"\xff" * 32 + b"\x02\x20" + b"\x01" * 32,  # negative r
         b"\x30\x06\x02\x01\x00\x02\x01\x01",  # r = 0
+        raw_to_der((1).to_bytes(32, "big") + (CURVE_ORDER - 1).to_bytes(32, "big")),  # r+s = n
+        raw_to_der(b"\x01" * 64),  # in range, wrong value
     ],
 )
 def test_malformed_signatures_raise_signature_invalid(key: SM2PrivateKey, signature: bytes) -> None:

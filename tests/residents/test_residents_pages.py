@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from yikatong.kit.actor import Role
 from tests.factories import make_resident, make_staff
 from tests.pages import csrf_from, sign_in
+from yikatong.kit.actor import Role
 
 
 def test_search_detail_and_reveal(client: TestClient, session: Session) -> None:
@@ -16,8 +16,9 @@ def test_search_detail_and_reveal(client: TestClient, session: Session) -> None:
     session.commit()
     sign_in(client, clerk)
     page = client.get("/staff/residents")
-    listing = client.post("/staff/residents",
-                          data={"csrf_token": csrf_from(page.text), "q": resident.id_number})
+    listing = client.post(
+        "/staff/residents", data={"csrf_token": csrf_from(page.text), "q": resident.id_number}
+    )
     assert listing.status_code == 200
     assert "1" in listing.text
     assert "黄*华" in listing.text
@@ -25,9 +26,11 @@ def test_search_detail_and_reveal(client: TestClient, session: Session) -> None:
     detail = client.get(f"/staff/residents/{resident.id}")
     assert detail.status_code == 200
     assert resident.id_number not in detail.text
-    revealed = client.post(f"/staff/residents/{resident.id}/reveal",
-                           data={"csrf_token": csrf_from(detail.text), "field": "id_number"},
-                           headers={"HX-Request": "true"})
+    revealed = client.post(
+        f"/staff/residents/{resident.id}/reveal",
+        data={"csrf_token": csrf_from(detail.text), "field": "id_number"},
+        headers={"HX-Request": "true"},
+    )
     assert revealed.status_code == 200
     assert resident.id_number in revealed.text
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from yikatong.kit.actor import Role
 from tests.factories import make_staff
 from tests.pages import csrf_from, sign_in
+from yikatong.kit.actor import Role
 
 
 def test_console_requires_login_and_comes_back(client: TestClient) -> None:
@@ -31,8 +31,14 @@ def test_wrong_password_shows_the_reason_in_chinese(client: TestClient, session:
     clerk = make_staff(session)
     session.commit()
     page = client.get("/staff/login")
-    res = client.post("/staff/login", data={"csrf_token": csrf_from(page.text),
-                                            "username": clerk.username, "password": "nope-123456"})
+    res = client.post(
+        "/staff/login",
+        data={
+            "csrf_token": csrf_from(page.text),
+            "username": clerk.username,
+            "password": "nope-123456",
+        },
+    )
     assert res.status_code == 401
     assert "用户名、密码或验证码错误" in res.text
     session.expire_all()
@@ -55,17 +61,27 @@ def test_open_redirect_is_refused(client: TestClient, session: Session) -> None:
     assert res.headers["location"] == "/staff"
 
 
-def test_admin_creates_an_account_and_sees_the_qr_once(client: TestClient, session: Session) -> None:
+def test_admin_creates_an_account_and_sees_the_qr_once(
+    client: TestClient, session: Session
+) -> None:
     admin = make_staff(session, Role.PLATFORM_ADMIN)
     session.commit()
     sign_in(client, admin)
     page = client.get("/staff/accounts")
     assert page.status_code == 200
-    form = {"csrf_token": csrf_from(page.text), "username": "page.clerk", "display_name": "页面创建",
-            "role": "counter_clerk", "region_code": "441602", "department": "", "password": "short"}
+    form = {
+        "csrf_token": csrf_from(page.text),
+        "username": "page.clerk",
+        "display_name": "页面创建",
+        "role": "counter_clerk",
+        "region_code": "441602",
+        "department": "",
+        "password": "short",
+    }
     bad = client.post("/staff/accounts", data=form)
     assert bad.status_code == 422
     assert "is-invalid" in bad.text
+    assert "alert-danger" in bad.text
     form["password"] = "Longer2026pass"
     ok = client.post("/staff/accounts", data=form)
     assert ok.status_code == 200
@@ -80,7 +96,8 @@ def test_logout_ends_the_session(client: TestClient, session: Session) -> None:
     session.commit()
     sign_in(client, clerk)
     home = client.get("/staff")
-    res = client.post("/staff/logout", data={"csrf_token": csrf_from(home.text)},
-                      follow_redirects=False)
+    res = client.post(
+        "/staff/logout", data={"csrf_token": csrf_from(home.text)}, follow_redirects=False
+    )
     assert res.status_code == 303
     assert client.get("/staff", follow_redirects=False).status_code == 303

@@ -200,3 +200,26 @@ def test_translate_message_fills_only_plain_fields() -> None:
         attack = "{name.__class__.__mro__}"
         assert i18n.translate_message(attack, {"name": "x"}) == attack
         assert i18n.translate_message("Missing {other}", {"name": "x"}) == "Missing {other}"
+
+
+def test_every_problem_title_is_marked_for_translation() -> None:
+    """Error pages show a problem's title through |translate: it must be in the catalogue."""
+    import yikatong.app  # noqa: F401 - importing the app registers every problem type
+    from yikatong.errors import PROBLEM_TYPES
+
+    found = i18n.extract_messages()
+    zh = i18n.gettext_for("zh_CN")
+    unmarked = sorted(
+        f"  {p.code}: {p.title!r}"
+        for p in PROBLEM_TYPES.values()
+        if p.title not in found or zh(p.title) == p.title
+    )
+    if unmarked:
+        pytest.fail(
+            f"{len(unmarked)} problem title(s) would show in English on Chinese pages:\n"
+            + "\n".join(unmarked)
+            + '\n\nFix: write each title as N_("...") (from yikatong.errors) where it is '
+            "defined, run `make messages`, and translate it in "
+            f"{CATALOGUE.relative_to(PROJECT_ROOT)}.",
+            pytrace=False,
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from web_testapp import FakePrincipal
 
 from yikatong.web.i18n import lazy_gettext
 from yikatong.web.navigation import (
@@ -16,8 +17,6 @@ from yikatong.web.navigation import (
     unregister_nav,
 )
 from yikatong.web.templating import STATIC_DIR
-
-from web_testapp import FakePrincipal
 
 
 @pytest.fixture

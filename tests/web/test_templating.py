@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,8 +16,8 @@ from yikatong.web.navigation import NavItem, register_nav, unregister_nav
 from yikatong.web.templating import TEMPLATES_DIR, render, static_url, templates
 
 
-def context_of(client: TestClient, path: str, **kwargs: object) -> dict[str, str]:
-    response = client.get(path, **kwargs)  # type: ignore[arg-type]
+def context_of(client: TestClient, path: str, **kwargs: Any) -> dict[str, str]:
+    response = client.get(path, **kwargs)
     assert response.status_code == 200
     return dict(line.split("=", 1) for line in response.text.splitlines() if "=" in line)
 

@@ -138,8 +138,6 @@ def make_app() -> FastAPI:
         if staff:
             request.state.principal = FakePrincipal()
             request.state.csrf_token = "tok-ctx"
-        return render(
-            request, "_test/context.html", {"message": message, "params": {"name": name}}
-        )
+        return render(request, "_test/context.html", {"message": message, "params": {"name": name}})
 
     return app

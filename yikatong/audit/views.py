@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from urllib.parse import urlencode
 from typing import Annotated
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -28,9 +29,9 @@ def domain_errors() -> Iterator[None]:
     try:
         yield
     except YikatongError as exc:
-        err_console.print(f"[red]error[/red] [{exc.code}] {exc.detail}")
+        err_console.print(f"[red]error[/red] {escape(f'[{exc.code}]')} {escape(exc.detail)}")
         for err in exc.extra.get("errors", []):
-            err_console.print(f"  {err['field']}: {err['message']}")
+            err_console.print(f"  {escape(err['field'])}: {escape(err['message'])}")
         raise typer.Exit(1) from None
 
 

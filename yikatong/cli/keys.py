@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.progress import TaskID
 from rich.table import Table
 
 from yikatong.cli.common import console, err_console, progress_bar
@@ -64,7 +65,7 @@ def _reencrypt() -> None:
     from yikatong.db import job
 
     with job() as session, progress_bar() as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def advance(column: str, done: int, total: int) -> None:
             if column not in tasks:

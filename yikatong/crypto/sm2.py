@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 from tongsuopy.crypto import hashes, serialization
 from tongsuopy.crypto.asymciphers import ec
-from tongsuopy.crypto.exceptions import InternalError, InvalidSignature
+from tongsuopy.crypto.exceptions import InvalidSignature
 
 from yikatong.crypto.errors import SignatureInvalid
 from yikatong.crypto.sm3 import sm3_hex
@@ -120,15 +120,13 @@ class SM2PublicKey:
     def verify(self, signature: bytes, data: bytes) -> None:
         """Verify a DER signature over ``data``; raises :class:`SignatureInvalid` if it fails."""
         # Tongsuo reports malformed DER as an internal error rather than a failed signature, so
-        # the encoding is checked strictly first (cheap next to the curve arithmetic).
+        # the encoding is checked strictly first (cheap next to the curve arithmetic). Anything
+        # the library still raises is a genuine malfunction and propagates as such.
         der_to_raw(signature)
         try:
             self._key.verify(signature, data, _SIGNATURE_ALGORITHM)
         except InvalidSignature:
             raise SignatureInvalid("SM2 signature does not verify") from None
-        except InternalError as exc:
-            # Fail closed on anything else the library rejects; keep the cause for diagnosis.
-            raise SignatureInvalid("SM2 signature rejected by the library") from exc
 
     def is_valid(self, signature: bytes, data: bytes) -> bool:
         """Return whether ``signature`` is a valid DER signature over ``data``."""

@@ -58,10 +58,11 @@ def bulk_add_residents(session: Session, new_rows: Iterable[NewResident]) -> int
     if not batch:
         return 0
     now = utcnow()
+    indexes = [blind_index("residents.id_number", r.id_number) for r in batch]
     rows = [
         {
             "id_number": r.id_number,
-            "id_number_index": blind_index("residents.id_number", r.id_number),
+            "id_number_index": index,
             "name": r.name,
             "sex": r.sex,
             "birth_date": r.birth_date,
@@ -74,12 +75,10 @@ def bulk_add_residents(session: Session, new_rows: Iterable[NewResident]) -> int
             "created_at": now,
             "updated_at": now,
         }
-        for r in batch
+        for r, index in zip(batch, indexes, strict=True)
     ]
     session.execute(insert(Resident), rows)
-    with_categories = [
-        (row["id_number_index"], r) for row, r in zip(rows, batch, strict=True) if r.categories
-    ]
+    with_categories = [(index, r) for index, r in zip(indexes, batch, strict=True) if r.categories]
     if not with_categories:
         return len(batch)
     # Plain executemany is the fast path on every driver; the new ids come back by blind index
@@ -89,7 +88,8 @@ def bulk_add_residents(session: Session, new_rows: Iterable[NewResident]) -> int
             Resident.id_number_index.in_([index for index, _ in with_categories])
         )
     )
-    ids = {index: resident_id for index, resident_id in found}
+    # Not dict(found): a Result has .keys(), so dict() would treat it as a mapping.
+    ids = {index: resident_id for index, resident_id in found}  # noqa: C416
     category_rows = [
         {
             "resident_id": ids[index],

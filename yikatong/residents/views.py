@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from urllib.parse import urlencode
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
@@ -41,7 +41,12 @@ def _today() -> dt.date:
 
 
 def _search_page(
-    request: Request, session: Session, actor: Actor, q: str, region_code: str, category: str,
+    request: Request,
+    session: Session,
+    actor: Actor,
+    q: str,
+    region_code: str,
+    category: str,
     page: int,
 ) -> Response:
     """One box: an 18-character ID number searches exactly, anything else a name prefix."""

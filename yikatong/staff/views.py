@@ -202,7 +202,9 @@ def _accounts_context(
     regions = [(actor.region_code, region_label(actor.region_code))]
     if actor.region_code.endswith("00"):
         regions += [(c.code, c.name) for c in counties_of(actor.region_code)]
-    field_errors = {e["field"]: e["message"] for e in (error.extra.get("errors", []) if error else [])}
+    field_errors = {
+        e["field"]: e["message"] for e in (error.extra.get("errors", []) if error else [])
+    }
     return {
         "error": error,
         "field_errors": field_errors,
@@ -211,7 +213,6 @@ def _accounts_context(
         "regions": regions,
         "can_manage": actor.can(Permission.STAFF_MANAGE),
         "created": None,
-        "error": None,
         "form": {},
         **extra,
     }
