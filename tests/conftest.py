@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,6 +90,29 @@ def engine() -> Iterator[Engine]:
     use_engine(eng)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture
+def scratch_engine(engine: Engine) -> Iterator[Engine]:
+    """An empty database of the engine under test (its own schema on PostgreSQL), for tests
+    that must really commit: migrations, concurrency."""
+    from yikatong.db import make_engine
+
+    if IS_POSTGRESQL:
+        schema = f"scratch_{uuid.uuid4().hex[:8]}"
+        with engine.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        scratch = make_engine(
+            TEST_DATABASE_URL, connect_args={"options": f"-csearch_path={schema}"}
+        )
+        yield scratch
+        scratch.dispose()
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    else:
+        scratch = make_engine(f"sqlite:///{tempfile.mkdtemp(dir=_TMP)}/scratch.db")
+        yield scratch
+        scratch.dispose()
 
 
 @pytest.fixture

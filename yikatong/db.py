@@ -64,7 +64,13 @@ class Base(DeclarativeBase):
 
 
 def _configure_sqlite(engine: Engine) -> None:
-    """Let SQLAlchemy, not pysqlite, decide where transactions begin (savepoints then work)."""
+    """Let SQLAlchemy, not pysqlite, decide where transactions begin (savepoints then work).
+
+    Transactions start with ``BEGIN IMMEDIATE``: almost every request appends to the audit
+    chain, and a deferred transaction that read first would fail with SQLITE_BUSY when it
+    tries to write after another writer committed. Taking the write lock up front makes
+    concurrent requests queue (``busy_timeout``) instead of failing.
+    """
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -78,7 +84,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:

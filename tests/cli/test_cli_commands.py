@@ -133,3 +133,34 @@ def test_demo_seed_is_all_or_nothing_and_idempotent(
     again = runner.invoke(app, ["demo", "seed", "--residents", "300", "--if-empty"])
     assert "nothing to do" in again.output
     assert session.execute(text("SELECT count(*) FROM residents")).scalar_one() == 300
+
+
+def test_keys_status_and_rotate(
+    cli_db: sessionmaker[Session], tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from yikatong.crypto.keystore import reset_keyring_cache
+    from yikatong.settings import get_settings
+
+    monkeypatch.setenv("YIKATONG_KEYSTORE_PATH", str(tmp_path))
+    get_settings.cache_clear()
+    reset_keyring_cache()
+    try:
+        status = runner.invoke(app, ["keys", "status"])
+        assert status.exit_code == 0, status.output
+        assert "master key id" in status.output
+        rotated = runner.invoke(app, ["keys", "rotate"])
+        assert rotated.exit_code == 0, rotated.output
+        assert "active data key is now v2" in rotated.output
+        bad = runner.invoke(app, ["keys", "rewrap", "--new-master-key", "abc"])
+        assert bad.exit_code == 1
+        assert "32 hex digits" in bad.output
+        rewrapped = runner.invoke(app, ["keys", "rewrap", "--new-master-key", "0f" * 16])
+        assert rewrapped.exit_code == 0, rewrapped.output
+        # The development ring rewrote its master-key file: a fresh load still opens it.
+        reset_keyring_cache()
+        again = runner.invoke(app, ["keys", "status"])
+        assert again.exit_code == 0, again.output
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+        reset_keyring_cache()

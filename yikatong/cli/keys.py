@@ -92,5 +92,11 @@ def rewrap(
     if len(key) != 16:
         err_console.print("[red]error[/red] the master key must be 32 hex digits")
         raise typer.Exit(1)
-    get_keyring().rewrap(key)
+    from yikatong.crypto.errors import KeyStoreError
+
+    try:
+        get_keyring().rewrap(key)
+    except KeyStoreError as exc:
+        err_console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(1) from None
     console.print("key ring rewrapped; set YIKATONG_MASTER_KEY to the new key before restarting")
