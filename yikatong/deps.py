@@ -25,6 +25,7 @@ from yikatong.settings import get_settings
 from yikatong.staff import service as staff_service
 from yikatong.staff.errors import SessionExpired
 from yikatong.staff.models import StaffMember
+from yikatong.web.i18n import LazyString, lazy_gettext
 
 SESSION_COOKIE = "yk_session"
 PENDING_COOKIE = "yk_login"
@@ -55,11 +56,11 @@ def request_actor(request: Request) -> Actor:
 
 
 ROLE_LABELS = {
-    Role.PLATFORM_ADMIN: "Platform administrator",
-    Role.COUNTER_CLERK: "Counter clerk",
-    Role.DEPARTMENT_ADMIN: "Department administrator",
-    Role.AUDITOR: "Auditor",
-    Role.LEADERSHIP: "Leadership",
+    Role.PLATFORM_ADMIN: lazy_gettext("Platform administrator"),
+    Role.COUNTER_CLERK: lazy_gettext("Counter clerk"),
+    Role.DEPARTMENT_ADMIN: lazy_gettext("Department administrator"),
+    Role.AUDITOR: lazy_gettext("Auditor"),
+    Role.LEADERSHIP: lazy_gettext("Leadership"),
 }
 
 
@@ -71,7 +72,7 @@ class ConsolePrincipal:
     username: str
     display_name: str
     role: str
-    role_label: str
+    role_label: str | LazyString
     region_code: str
     region_name: str
     department: str | None

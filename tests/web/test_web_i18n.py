@@ -200,6 +200,8 @@ def test_translate_message_fills_only_plain_fields() -> None:
         attack = "{name.__class__.__mro__}"
         assert i18n.translate_message(attack, {"name": "x"}) == attack
         assert i18n.translate_message("Missing {other}", {"name": "x"}) == "Missing {other}"
+        assert i18n.translate_message("{name:>999999999}", {"name": "x"}) == "{name:>999999999}"
+        assert i18n.translate_message("{0}", {"name": "x"}) == "{0}"
 
 
 def test_every_problem_title_is_marked_for_translation() -> None:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from yikatong.deps import (
+    ROLE_LABELS,
     CSRF_COOKIE,
     PENDING_COOKIE,
     SESSION_COOKIE,
@@ -209,7 +210,7 @@ def _accounts_context(
         "error": error,
         "field_errors": field_errors,
         "page": result,
-        "roles": list(Role),
+        "role_labels": {role.value: label for role, label in ROLE_LABELS.items()},
         "regions": regions,
         "can_manage": actor.can(Permission.STAFF_MANAGE),
         "created": None,

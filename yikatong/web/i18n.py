@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gettext as _gettext
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -56,6 +57,8 @@ DATE_FORMAT: Final = "yyyy-MM-dd"
 # Money is integer fen; the yuan sign is written out rather than taken from CLDR, which
 # would print "CN¥" in English.
 FEN_PATTERN: Final = "¥#,##0.00"
+
+_BIG_NUMBER: Final = re.compile(r"\d{3,}")
 
 _current_locale: ContextVar[str | None] = ContextVar("yikatong_locale", default=None)
 
@@ -186,8 +189,9 @@ def translate_message(message: str, params: Mapping[str, Any] | None = None) -> 
     if not params:
         return text
     try:
-        fields = [name for _lit, name, _spec, _conv in Formatter().parse(text) if name is not None]
-        if all(name.isidentifier() for name in fields):
+        fields = [(name, spec) for _lit, name, spec, _conv in Formatter().parse(text) if name]
+        # No attribute or index lookups, and no huge widths ("{x:>999999999}").
+        if all(name.isidentifier() and not _BIG_NUMBER.search(spec or "") for name, spec in fields):
             return text.format(**params)
     except (KeyError, IndexError, ValueError):
         pass
