@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from yikatong.deps import (
-    ROLE_LABELS,
     CSRF_COOKIE,
     PENDING_COOKIE,
+    ROLE_LABELS,
     SESSION_COOKIE,
     DbSession,
     StaffActor,
