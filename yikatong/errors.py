@@ -14,6 +14,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 
+def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "mark, translate later"
+    """Mark a message for extraction into the catalogues without translating it here."""
+    return message
+
+
 @dataclass(frozen=True)
 class ProblemType:
     code: str
@@ -71,17 +76,12 @@ class YikatongError(Exception):
         super().__init__(self.detail)
 
 
-def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "mark, translate later"
-    """Mark a message for extraction into the catalogues without translating it here."""
-    return message
-
-
 class InvalidInput(YikatongError):
     """Input is well-formed JSON/form data but breaks a business rule about its content."""
 
     code = "invalid_input"
     status = 422
-    title = "Invalid input"
+    title = N_("Invalid input")
 
     def __init__(
         self,
@@ -101,7 +101,7 @@ class NotFound(YikatongError):
 
     code = "not_found"
     status = 404
-    title = "Not found"
+    title = N_("Not found")
 
 
 class Conflict(YikatongError):
@@ -109,7 +109,7 @@ class Conflict(YikatongError):
 
     code = "conflict"
     status = 409
-    title = "Conflict"
+    title = N_("Conflict")
 
 
 class AuthenticationRequired(YikatongError):
@@ -117,7 +117,7 @@ class AuthenticationRequired(YikatongError):
 
     code = "authentication_required"
     status = 401
-    title = "Authentication required"
+    title = N_("Authentication required")
 
 
 class PermissionDenied(YikatongError):
@@ -125,7 +125,7 @@ class PermissionDenied(YikatongError):
 
     code = "permission_denied"
     status = 403
-    title = "Permission denied"
+    title = N_("Permission denied")
     keep_changes = True  # the denial was audited before raising
 
 
@@ -134,7 +134,7 @@ class CsrfFailed(YikatongError):
 
     code = "csrf_failed"
     status = 403
-    title = "The form expired or did not come from this site; reload the page and retry"
+    title = N_("The form expired or did not come from this site; reload the page and retry")
 
 
 class RateLimited(YikatongError):
@@ -142,20 +142,20 @@ class RateLimited(YikatongError):
 
     code = "rate_limited"
     status = 429
-    title = "Too many attempts"
+    title = N_("Too many attempts")
 
 
 # Codes produced by the edges themselves rather than by a service.
 problem_type(
     "validation_failed",
     422,
-    "Request validation failed",
+    N_("Request validation failed"),
     "The request body, query or path did not match the schema; `errors` names each field.",
 )
 problem_type(
     "internal_error",
     500,
-    "Internal error",
+    N_("Internal error"),
     "The platform failed unexpectedly; quote the request id to the operators.",
 )
-problem_type("http_error", 400, "HTTP error", "A protocol-level error such as 404 or 405.")
+problem_type("http_error", 400, N_("HTTP error"), "A protocol-level error such as 404 or 405.")

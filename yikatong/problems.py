@@ -16,16 +16,22 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from yikatong.errors import PROBLEM_TYPES, AuthenticationRequired, YikatongError, problem_type
+from yikatong.errors import (
+    N_,
+    PROBLEM_TYPES,
+    AuthenticationRequired,
+    YikatongError,
+    problem_type,
+)
 
 log = logging.getLogger("yikatong.errors")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 _HTTP_CODES = {
-    404: problem_type("not_found", 404, "Not found", "The requested object does not exist."),
+    404: problem_type("not_found", 404, N_("Not found"), "The requested object does not exist."),
     405: problem_type(
-        "method_not_allowed", 405, "Method not allowed", "This URL does not accept that method."
+        "method_not_allowed", 405, N_("Method not allowed"), "This URL does not accept that method."
     ),
 }
 

@@ -17,7 +17,7 @@ from faker.providers.person.zh_CN import Provider as ChineseNames
 from sqlalchemy.orm import Session
 
 from yikatong.audit import service as audit
-from yikatong.errors import Conflict
+from yikatong.errors import N_, Conflict
 from yikatong.kit.actor import Actor, Role
 from yikatong.reference.idnumber import make_id_number
 from yikatong.reference.profile import CityProfile, load_profile
@@ -89,7 +89,7 @@ class SeedRefused(Conflict):
     """Demo data cannot be generated here (production, or the registry is not empty)."""
 
     code = "demo_seed_refused"
-    title = "Demo data refused"
+    title = N_("Demo data refused")
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from functools import cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from yikatong.errors import InvalidInput
+from yikatong.errors import N_, InvalidInput
 from yikatong.reference import regions
 
 Sex = Literal["male", "female"]
@@ -58,7 +58,7 @@ class InvalidIdNumber(InvalidInput):
     """The resident ID number is malformed, has an impossible part, or a wrong check digit."""
 
     code = "invalid_id_number"
-    title = "Invalid resident ID number"
+    title = N_("Invalid resident ID number")
 
     def __init__(self, detail: str, *, reason: str, **params: Any) -> None:
         super().__init__(detail, field="id_number", reason=reason, **params)

@@ -15,7 +15,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from yikatong.errors import NotFound
+from yikatong.errors import N_, NotFound
 from yikatong.reference import regions
 
 # The oldest age the demo draws for the open-ended top band (85+).
@@ -26,7 +26,7 @@ class ProfileNotFound(NotFound):
     """No city profile is shipped for the configured region code."""
 
     code = "city_profile_not_found"
-    title = "No city profile for this region"
+    title = N_("No city profile for this region")
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from functools import cache
 from importlib import resources
 from typing import Literal, get_args
 
-from yikatong.errors import InvalidInput
+from yikatong.errors import N_, InvalidInput
 
 Level = Literal["province", "city", "county", "town"]
 LEVELS: tuple[Level, ...] = get_args(Level)
@@ -32,7 +32,7 @@ class UnknownRegion(InvalidInput):
     """The code is not a region code known to the reference data."""
 
     code = "unknown_region"
-    title = "Unknown region code"
+    title = N_("Unknown region code")
 
     def __init__(self, detail: str, *, field: str = "region_code") -> None:
         super().__init__(detail, field=field)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from yikatong.errors import AuthenticationRequired, Conflict, RateLimited
+from yikatong.errors import N_, AuthenticationRequired, Conflict, RateLimited
 
 
 class LoginFailed(AuthenticationRequired):
     """Wrong user name, password or one-time code; the attempt was counted."""
 
     code = "login_failed"
-    title = "Wrong user name, password or verification code"
+    title = N_("Wrong user name, password or verification code")
     keep_changes = True  # the failed attempt and its audit entry must persist
 
 
@@ -17,7 +17,7 @@ class AccountLocked(RateLimited):
     """Too many failed logins: the account is locked for a while."""
 
     code = "account_locked"
-    title = "Account locked after repeated failed logins"
+    title = N_("Account locked after repeated failed logins")
     keep_changes = True
 
 
@@ -25,11 +25,11 @@ class SessionExpired(AuthenticationRequired):
     """The login session is missing, expired or was ended."""
 
     code = "session_expired"
-    title = "Please log in"
+    title = N_("Please log in")
 
 
 class UsernameTaken(Conflict):
     """Another staff account already uses this user name."""
 
     code = "username_taken"
-    title = "User name already taken"
+    title = N_("User name already taken")

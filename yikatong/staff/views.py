@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -29,6 +28,7 @@ from yikatong.staff import service
 from yikatong.staff.api import set_session_cookies
 from yikatong.web.i18n import lazy_gettext
 from yikatong.web.navigation import NavItem, register_nav
+from yikatong.web.pages import safe_local_path
 from yikatong.web.templating import render
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
@@ -48,12 +48,7 @@ register_nav(
 
 def _safe_next(target: str | None) -> str:
     """Only same-site paths: never an open redirect."""
-    if not target:
-        return "/staff"
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return "/staff"
-    return target
+    return safe_local_path(target, default="/staff")
 
 
 def _login_page(
