@@ -25,6 +25,11 @@ def main() -> None:
     parser.add_argument("--lookups", type=int, default=20_000)
     parser.add_argument("--database", help="SQLAlchemy URL (default: a temporary SQLite file)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--drop-schema",
+        action="store_true",
+        help="required with a PostgreSQL URL: its public schema is dropped and recreated",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile the lookups")
     args = parser.parse_args()
 
@@ -43,6 +48,8 @@ def main() -> None:
         identity_by_id_number,
     )
 
+    if not url.startswith("sqlite") and not args.drop_schema:
+        parser.error("this benchmark recreates the database schema: add --drop-schema")
     engine = make_engine(url)
     if url.startswith("postgresql"):
         from sqlalchemy import text

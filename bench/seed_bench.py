@@ -4,8 +4,8 @@
 
 Runs the same code as ``yikatong demo seed`` (generation, SM4-GCM encryption of three fields,
 two blind indexes, categories, one transaction). Target: 100,000 residents <= 60 s on SQLite.
-With ``--database postgresql+psycopg://...`` the schema of that database is dropped and
-recreated first: point it at a scratch database only.
+With ``--database postgresql+psycopg://... --drop-schema`` the public schema of that database is
+dropped and recreated first: point it at a scratch database only.
 """
 
 from __future__ import annotations
@@ -23,6 +23,11 @@ def main() -> None:
     parser.add_argument("--residents", type=int, default=100_000)
     parser.add_argument("--database", help="SQLAlchemy URL (default: a temporary SQLite file)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--drop-schema",
+        action="store_true",
+        help="required with a PostgreSQL URL: its public schema is dropped and recreated",
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="yikatong-bench-"))
@@ -37,6 +42,8 @@ def main() -> None:
     from yikatong.demo.seed import seed_residents
     from yikatong.residents.models import Resident
 
+    if not url.startswith("sqlite") and not args.drop_schema:
+        parser.error("this benchmark recreates the database schema: add --drop-schema")
     engine = make_engine(url)
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
