@@ -7,8 +7,10 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
 from yikatong import __version__, problems
@@ -96,6 +98,20 @@ def create_app() -> FastAPI:
         redoc_url=None,
     )
     problems.install(app)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = problems.declare_problem_media_type(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    description=app.description,
+                    routes=app.routes,
+                )
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.middleware("http")(request_plumbing)
     app.include_router(api_router)
 

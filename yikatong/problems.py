@@ -14,7 +14,9 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from yikatong.errors import (
     N_,
@@ -121,9 +123,52 @@ async def on_domain_error(request: Request, exc: Exception) -> Response:
     )
 
 
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 problem details, as every error of the API is answered."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=["/problems/not_found"])
+    title: str
+    status: int
+    detail: str
+    instance: str
+    code: str = Field(description="Stable machine code; documented at /problems/{code}")
+    request_id: str | None = None
+    errors: list[FieldError] | None = Field(default=None, description="One item per bad field")
+
+
+PROBLEM_STATUSES = (401, 403, 404, 409, 422, 429)
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ProblemDetails, "description": "Problem details (RFC 9457)"}
+    for status in PROBLEM_STATUSES
+}
+
+
+def declare_problem_media_type(openapi: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI documents every model answer as application/json; problems are
+    application/problem+json."""
+    for item in openapi.get("paths", {}).values():
+        for operation in item.values():
+            for status, answer in operation.get("responses", {}).items():
+                content = answer.get("content", {})
+                if status.isdigit() and int(status) in PROBLEM_STATUSES and content:
+                    schema = next(iter(content.values())).get("schema", {})
+                    answer["content"] = {PROBLEM_MEDIA_TYPE: {"schema": schema}}
+    return openapi
+
+
 def _field_name(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
+        # ("body", 0) is a JSON decoding error: the position, not a field.
+        if len(parts) == 2 and isinstance(loc[1], int):
+            return parts[0]
         parts = parts[1:] or parts
     return ".".join(parts)
 
@@ -145,16 +190,36 @@ async def on_validation_error(request: Request, exc: Exception) -> Response:
     )
 
 
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route accepts for this path (Starlette names only the first route's).
+
+    Probes each method, because included routers do not expose their routes' methods.
+    """
+    allowed = {
+        method
+        for method in HTTP_METHODS
+        for route in request.app.router.routes
+        if route.matches({**request.scope, "method": method})[0] is Match.FULL
+    }
+    return ", ".join(m for m in HTTP_METHODS if m in allowed)
+
+
 async def on_http_error(request: Request, exc: Exception) -> Response:
     exc = cast(StarletteHTTPException, exc)
     ptype = _HTTP_CODES.get(exc.status_code) or PROBLEM_TYPES["http_error"]
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
     return problem(
         request,
         status=exc.status_code,
         code=ptype.code,
         title=ptype.title,
         detail=str(exc.detail) if exc.detail else ptype.title,
-        headers=dict(exc.headers) if exc.headers else None,
+        headers=headers or None,
     )
 
 

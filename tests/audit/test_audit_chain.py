@@ -146,3 +146,10 @@ def test_county_auditor_sees_only_their_county(session: Session) -> None:
     county_auditor = make_staff(session, Role.AUDITOR, region_code="441625")
     page = audit.browse(session, county_auditor.actor(), AuditFilters(action="test.place"))
     assert {e.region_code for e in page.items} == {"441625"}
+
+
+def test_action_filter_wildcards_are_literal(session: Session) -> None:
+    audit.record(session, SYSTEM, "test.wild", region_code="441602")
+    auditor = make_staff(session, Role.AUDITOR)
+    assert audit.browse(session, auditor.actor(), AuditFilters(action="%")).total == 0
+    assert audit.browse(session, auditor.actor(), AuditFilters(action="test.wil")).total == 1

@@ -71,9 +71,10 @@ def test_region_detail(client: TestClient) -> None:
 
 
 def test_unknown_region_is_a_problem(client: TestClient) -> None:
+    # Missing in the path: 404. Unknown as an input value: 422 unknown_region.
     response = client.get(f"{PREFIX}/regions/441699")
-    assert response.status_code == 422
-    assert response.json()["code"] == "unknown_region"
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
     assert client.get(f"{PREFIX}/regions", params={"parent": "123"}).status_code == 422
 
 

@@ -113,3 +113,13 @@ def test_raw_database_holds_no_plaintext_identity(session: Session) -> None:
         assert r.phone is not None
         assert r.phone not in dump
         assert "文明路" not in dump
+
+
+def test_search_wildcards_are_literal(session: Session) -> None:
+    make_resident(session, region_code="441625", name="钟一")
+    make_resident(session, region_code="441625", name="钟二")
+    clerk = make_staff(session, Role.COUNTER_CLERK, region_code="441625")
+    for pattern in ("%", "_", "钟%", "%一"):
+        page = service.search(session, clerk.actor(), ResidentQuery(name=pattern))
+        assert page.total == 0, pattern
+    assert service.search(session, clerk.actor(), ResidentQuery(name="钟")).total == 2

@@ -9,6 +9,7 @@ from sqlalchemy import text
 from yikatong import __version__
 from yikatong.audit.api import router as audit_router
 from yikatong.deps import DbSession
+from yikatong.problems import PROBLEM_RESPONSES
 from yikatong.reference.api import router as reference_router
 from yikatong.residents.api import router as residents_router
 from yikatong.settings import get_settings
@@ -37,7 +38,7 @@ def health(session: DbSession) -> Health:
     )
 
 
-api_router = APIRouter(prefix="/api/v1")
+api_router = APIRouter(prefix="/api/v1", responses=PROBLEM_RESPONSES)
 api_router.include_router(system_router)
 api_router.include_router(staff_router)
 api_router.include_router(audit_router, prefix="/audit")

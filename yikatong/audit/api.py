@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import AwareDatetime
 
 from yikatong.audit import service
 from yikatong.audit.repository import AuditFilters
 from yikatong.audit.schemas import AuditEntryOut, AuditPage, ChainProblemOut, ChainReportOut
 from yikatong.deps import DbSession, StaffActor, verify_csrf_if_cookie_session
+from yikatong.kit.params import PageNumber, PerPage
 
 router = APIRouter(tags=["audit"])
 
@@ -24,10 +25,10 @@ def browse(
     object_type: Annotated[str | None, Query(max_length=32)] = None,
     object_id: Annotated[str | None, Query(max_length=64)] = None,
     outcome: Literal["success", "denied", "failed"] | None = None,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
-    page: Annotated[int, Query(ge=1)] = 1,
-    per_page: Annotated[int, Query(ge=1, le=200)] = 50,
+    since: Annotated[AwareDatetime | None, Query(description="ISO 8601 with time zone")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="ISO 8601 with time zone")] = None,
+    page: PageNumber = 1,
+    per_page: PerPage = 50,
 ) -> AuditPage:
     """Audit entries in the caller's region, newest first (auditors)."""
     filters = AuditFilters(

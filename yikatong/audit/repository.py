@@ -43,7 +43,7 @@ def _conditions(filters: AuditFilters, scope: str) -> list[ColumnElement[bool]]:
     if filters.actor:
         conds.append(AuditEntry.actor_name == filters.actor)
     if filters.action:
-        conds.append(AuditEntry.action.startswith(filters.action))
+        conds.append(AuditEntry.action.startswith(filters.action, autoescape=True))
     if filters.object_type:
         conds.append(AuditEntry.object_type == filters.object_type)
     if filters.object_id:

@@ -15,6 +15,7 @@ from yikatong.audit.repository import AuditFilters
 from yikatong.deps import DbSession, StaffActor, verify_csrf
 from yikatong.errors import InvalidInput
 from yikatong.kit.actor import Permission
+from yikatong.kit.params import PageNumber
 from yikatong.settings import get_settings
 from yikatong.web.i18n import lazy_gettext
 from yikatong.web.navigation import NavItem, register_nav
@@ -60,7 +61,7 @@ def browse(
     outcome: Annotated[str, Query(max_length=16)] = "",
     since: Annotated[str, Query(max_length=10)] = "",
     until: Annotated[str, Query(max_length=10)] = "",
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: PageNumber = 1,
 ) -> Response:
     until_start = _local_day_start(until, "until")
     filters = AuditFilters(

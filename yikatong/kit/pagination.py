@@ -9,6 +9,7 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 MAX_PER_PAGE = 200
+MAX_PAGE = 100_000
 
 
 @dataclass(frozen=True)
@@ -24,4 +25,5 @@ class Page(Generic[T]):
 
 
 def clamp(page: int, per_page: int) -> tuple[int, int]:
-    return max(1, page), min(max(1, per_page), MAX_PER_PAGE)
+    """Page and size inside their bounds (services get the same protection as the edges)."""
+    return min(max(1, page), MAX_PAGE), min(max(1, per_page), MAX_PER_PAGE)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from yikatong.errors import NotFound
 from yikatong.reference import regions
 from yikatong.reference.idnumber import parse_id_number
 from yikatong.reference.schemas import IdNumberCheckIn, IdNumberCheckOut, RegionDetail, RegionOut
@@ -50,7 +51,10 @@ def list_regions(
 @router.get("/regions/{code}", response_model=RegionDetail)
 def get_region(code: Annotated[str, Path(pattern=_CODE_PATTERN)]) -> RegionDetail:
     """Show one region with its full name and the regions directly inside it."""
-    item = regions.region(code)
+    item = regions.find_region(code)
+    if item is None:
+        # A missing resource in the path is a 404; UnknownRegion (422) is for codes in input.
+        raise NotFound("No region with code {code}", params={"code": code})
     return RegionDetail(
         **_out(item).model_dump(), children=[_out(child) for child in regions.children(code)]
     )

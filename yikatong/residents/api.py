@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 
 from yikatong.deps import DbSession, StaffActor, region_label, verify_csrf_if_cookie_session
+from yikatong.kit.params import PageNumber, PerPage, RowId
 from yikatong.residents import service
 from yikatong.residents.models import Category
 from yikatong.residents.schemas import RegionCountOut, ResidentOut, ResidentPage, RevealedField
@@ -27,8 +28,8 @@ def search(
     name: Annotated[str | None, Query(max_length=64)] = None,
     region_code: Annotated[str | None, Query(pattern=r"^\d{2,9}$")] = None,
     category: Category | None = None,
-    page: Annotated[int, Query(ge=1)] = 1,
-    per_page: Annotated[int, Query(ge=1, le=200)] = 20,
+    page: PageNumber = 1,
+    per_page: PerPage = 20,
 ) -> ResidentPage:
     """Search residents in the caller's region by ID number (exact), name prefix, region."""
     query = service.ResidentQuery(
@@ -58,7 +59,7 @@ def counts(session: DbSession, actor: StaffActor) -> list[RegionCountOut]:
 
 
 @router.get("/{resident_id}", response_model=ResidentOut)
-def read(resident_id: int, session: DbSession, actor: StaffActor) -> ResidentOut:
+def read(resident_id: RowId, session: DbSession, actor: StaffActor) -> ResidentOut:
     """One resident, masked."""
     return ResidentOut.masked(service.get(session, actor, resident_id), _today())
 
@@ -69,7 +70,7 @@ def read(resident_id: int, session: DbSession, actor: StaffActor) -> ResidentOut
     dependencies=[Depends(verify_csrf_if_cookie_session)],
 )
 def reveal(
-    resident_id: int,
+    resident_id: RowId,
     field: Literal["id_number", "phone", "address"],
     session: DbSession,
     actor: StaffActor,

@@ -80,9 +80,9 @@ def _conditions(actor: Actor, query: ResidentQuery) -> list[ColumnElement[bool]]
             number = query.id_number.strip().upper()
         conds.append(Resident.id_number_index == blind_index("residents.id_number", number))
     if query.name:
-        conds.append(Resident.name.startswith(query.name.strip()))
+        conds.append(Resident.name.startswith(query.name.strip(), autoescape=True))
     if query.region_code:
-        conds.append(Resident.region_code.startswith(query.region_code))
+        conds.append(Resident.region_code.startswith(query.region_code, autoescape=True))
     if query.category and query.category is not Category.ELDERLY:
         today = dt.datetime.now(dt.UTC).date()
         conds.append(

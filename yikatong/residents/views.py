@@ -14,6 +14,7 @@ from yikatong.crypto.masking import mask_id_number
 from yikatong.deps import DbSession, StaffActor, region_label, verify_csrf
 from yikatong.errors import InvalidInput
 from yikatong.kit.actor import Actor, Permission
+from yikatong.kit.params import PageNumber, RowId
 from yikatong.reference.regions import counties_of
 from yikatong.residents import service
 from yikatong.residents.models import Category
@@ -94,7 +95,7 @@ def search(
     q: Annotated[str, Query(max_length=64)] = "",
     region_code: Annotated[str, Query(max_length=9)] = "",
     category: Annotated[str, Query(max_length=32)] = "",
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: PageNumber = 1,
 ) -> Response:
     """Browse by name prefix, county and category (pageable, linkable)."""
     return _search_page(request, session, actor, q, region_code, category, page)
@@ -114,7 +115,7 @@ def search_posted(
 
 
 @router.get("/{resident_id}")
-def detail(request: Request, session: DbSession, actor: StaffActor, resident_id: int) -> Response:
+def detail(request: Request, session: DbSession, actor: StaffActor, resident_id: RowId) -> Response:
     resident = service.get(session, actor, resident_id)
     return render(
         request,
@@ -132,7 +133,7 @@ def reveal(
     request: Request,
     session: DbSession,
     actor: StaffActor,
-    resident_id: int,
+    resident_id: RowId,
     field: Annotated[str, Form(max_length=16)],
 ) -> Response:
     """Show one unmasked value in place (htmx); the reveal is audited."""

@@ -14,6 +14,7 @@ from yikatong.deps import (
     request_actor,
     verify_csrf_if_cookie_session,
 )
+from yikatong.kit.params import PageNumber, PerPage
 from yikatong.settings import get_settings
 from yikatong.staff import service
 from yikatong.staff.errors import SessionExpired
@@ -95,7 +96,7 @@ def me(request: Request, actor: StaffActor) -> Me:
 
 @router.get("/staff", response_model=StaffPage)
 def list_staff(
-    session: DbSession, actor: StaffActor, page: int = 1, per_page: int = 50
+    session: DbSession, actor: StaffActor, page: PageNumber = 1, per_page: PerPage = 50
 ) -> StaffPage:
     """Staff accounts in the caller's region."""
     result = service.list_staff(session, actor, page=page, per_page=per_page)

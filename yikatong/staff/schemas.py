@@ -41,7 +41,12 @@ class StaffOut(BaseModel):
 
 
 class StaffCreate(BaseModel):
-    username: str = Field(min_length=3, max_length=64)
+    username: str = Field(
+        min_length=3,
+        max_length=64,
+        pattern=r"^[a-z][a-z0-9_.-]{2,63}$",
+        description="Lower-case letters, digits, '.', '_' or '-', starting with a letter",
+    )
     display_name: str = Field(min_length=1, max_length=64)
     role: Role
     region_code: str = Field(pattern=r"^\d{6}$")

@@ -21,6 +21,7 @@ from yikatong.deps import (
 )
 from yikatong.errors import InvalidInput, YikatongError
 from yikatong.kit.actor import Actor, Permission, Role
+from yikatong.kit.params import PageNumber
 from yikatong.reference.regions import counties_of
 from yikatong.residents import service as residents_service
 from yikatong.settings import get_settings
@@ -187,7 +188,9 @@ def home(request: Request, session: DbSession, actor: StaffActor) -> Response:
 
 
 @router.get("/accounts")
-def accounts(request: Request, session: DbSession, actor: StaffActor, page: int = 1) -> Response:
+def accounts(
+    request: Request, session: DbSession, actor: StaffActor, page: PageNumber = 1
+) -> Response:
     result = service.list_staff(session, actor, page=page, per_page=50)
     return render(request, "staff/accounts.html", _accounts_context(actor, result))
 
