@@ -20,7 +20,7 @@ from yikatong.crypto.sm3 import hmac_sm3
 from yikatong.db import session_factory, transaction
 from yikatong.errors import AuthenticationRequired, CsrfFailed
 from yikatong.kit.actor import Actor, Permission, Role
-from yikatong.reference.regions import find_region, full_name
+from yikatong.reference.regions import counties_of, find_region, full_name
 from yikatong.settings import get_settings
 from yikatong.staff import service as staff_service
 from yikatong.staff.errors import SessionExpired
@@ -155,3 +155,11 @@ async def verify_csrf_if_cookie_session(request: Request) -> None:
 
 def region_label(code: str) -> str:
     return full_name(code) if find_region(code) else code
+
+
+def counties_within(actor: Actor) -> list[tuple[str, str]]:
+    """(code, name) of the counties an actor's region spans: a city's counties, else its own."""
+    region = find_region(actor.region_code)
+    if region is not None and region.level == "city":
+        return [(c.code, c.name) for c in counties_of(region.code)]
+    return [(actor.region_code, region_label(actor.region_code))]

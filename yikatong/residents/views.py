@@ -11,11 +11,10 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from yikatong.crypto.masking import mask_id_number
-from yikatong.deps import DbSession, StaffActor, region_label, verify_csrf
+from yikatong.deps import DbSession, StaffActor, counties_within, verify_csrf
 from yikatong.errors import InvalidInput
 from yikatong.kit.actor import Actor, Permission
 from yikatong.kit.params import PageNumber, RowId
-from yikatong.reference.regions import counties_of
 from yikatong.residents import service
 from yikatong.residents.models import Category
 from yikatong.residents.schemas import ResidentOut
@@ -65,11 +64,7 @@ def _search_page(
     )
     result = service.search(session, actor, query, page=page, per_page=20)
     today = _today()
-    regions = (
-        [(c.code, c.name) for c in counties_of(actor.region_code)]
-        if actor.region_code.endswith("00")
-        else [(actor.region_code, region_label(actor.region_code))]
-    )
+    regions = counties_within(actor)
     # An ID number never goes into a URL (history, logs, referrers) and is not echoed back:
     # the page shows it masked.
     form = {"q": "" if is_id else q, "region_code": region_code, "category": category}

@@ -14,6 +14,7 @@ from yikatong.deps import (
     SESSION_COOKIE,
     DbSession,
     StaffActor,
+    counties_within,
     optional_staff,
     region_label,
     request_actor,
@@ -22,7 +23,6 @@ from yikatong.deps import (
 from yikatong.errors import InvalidInput, YikatongError
 from yikatong.kit.actor import Actor, Permission, Role
 from yikatong.kit.params import PageNumber
-from yikatong.reference.regions import counties_of
 from yikatong.residents import service as residents_service
 from yikatong.settings import get_settings
 from yikatong.staff import service
@@ -198,9 +198,9 @@ def accounts(
 def _accounts_context(
     actor: Actor, result: object, error: YikatongError | None = None, **extra: object
 ) -> dict[str, object]:
+    # A city-level admin may create city-level accounts as well as county ones.
     regions = [(actor.region_code, region_label(actor.region_code))]
-    if actor.region_code.endswith("00"):
-        regions += [(c.code, c.name) for c in counties_of(actor.region_code)]
+    regions += [c for c in counties_within(actor) if c[0] != actor.region_code]
     field_errors = {
         e["field"]: e["message"] for e in (error.extra.get("errors", []) if error else [])
     }
