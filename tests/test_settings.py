@@ -9,7 +9,8 @@ from yikatong.settings import ConfigurationError, Environment, Settings
 SECRET = "s" * 40
 
 
-def test_development_defaults_to_heyuan_on_sqlite() -> None:
+def test_development_defaults_to_heyuan_on_sqlite(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("YIKATONG_DATABASE_URL")
     settings = Settings(env=Environment.DEVELOPMENT)
     assert settings.region_code == "441600"
     assert settings.database_url.startswith("sqlite:///")
@@ -33,7 +34,12 @@ def test_production_refuses_missing_secrets(overrides: dict[str, str], missing: 
 
 def test_production_refuses_sqlite_and_short_secrets() -> None:
     with pytest.raises(ConfigurationError, match="PostgreSQL"):
-        Settings(env=Environment.PRODUCTION, master_key="00" * 16, secret_key=SECRET)
+        Settings(
+            env=Environment.PRODUCTION,
+            master_key="00" * 16,
+            secret_key=SECRET,
+            database_url="sqlite:///var/yikatong.db",
+        )
     with pytest.raises(ConfigurationError, match="32 characters"):
         Settings(
             env=Environment.PRODUCTION,

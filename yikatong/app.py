@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
@@ -18,10 +19,12 @@ from yikatong.api import api_router
 from yikatong.crypto.keystore import get_keyring, resolve_secret_key
 from yikatong.crypto.masking import SensitiveDataFilter
 from yikatong.deps import CSRF_COOKIE, csrf_token_for, new_csrf_nonce
+from yikatong.errors import InvalidCharacters
 from yikatong.settings import get_settings
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -56,7 +59,11 @@ async def request_plumbing(
         new_nonce = nonce = new_csrf_nonce()
     request.state.csrf_token = csrf_token_for(nonce)
     request.state.principal = None
-    response = await call_next(request)
+    if _CONTROL_CHARACTERS.search(unquote(request.url.path + "?" + request.url.query)):
+        # No field holds a NUL or control character; PostgreSQL refuses NUL in text outright.
+        response = await problems.on_domain_error(request, InvalidCharacters())
+    else:
+        response = await call_next(request)
     if new_nonce and not any(
         h.startswith(CSRF_COOKIE + "=") for h in response.headers.getlist("set-cookie")
     ):

@@ -137,6 +137,14 @@ class CsrfFailed(YikatongError):
     title = N_("The form expired or did not come from this site; reload the page and retry")
 
 
+class InvalidCharacters(YikatongError):
+    """The request carries a NUL or another control character no field may hold."""
+
+    code = "invalid_characters"
+    status = 400
+    title = N_("The request contains characters that are not allowed")
+
+
 class RateLimited(YikatongError):
     """Too many attempts in a short time."""
 

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -29,6 +30,13 @@ from yikatong.errors import (
 log = logging.getLogger("yikatong.errors")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+problem_type(
+    "invalid_data",
+    422,
+    N_("Invalid data"),
+    "The database refused a value of the request (for example text with a NUL character).",
+)
 
 _HTTP_CODES = {
     404: problem_type("not_found", 404, N_("Not found"), "The requested object does not exist."),
@@ -223,6 +231,26 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def on_data_error(request: Request, exc: Exception) -> Response:
+    """A value the database itself refuses (SQLSTATE class 22, e.g. a NUL in text) is bad
+    input, not a platform failure: answer 422 without the database's words."""
+    log.warning(
+        "database refused a value on %s %s (request %s): %s",
+        request.method,
+        request.url.path,
+        getattr(request.state, "request_id", "-"),
+        exc.__class__.__name__,
+    )
+    ptype = PROBLEM_TYPES["invalid_data"]
+    return problem(
+        request,
+        status=422,
+        code=ptype.code,
+        title=ptype.title,
+        detail="A value in the request cannot be stored or searched for.",
+    )
+
+
 async def on_unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception(
         "unhandled error on %s %s (request %s)",
@@ -245,4 +273,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(YikatongError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(DataError, on_data_error)
     app.add_exception_handler(Exception, on_unexpected_error)

@@ -79,3 +79,29 @@ def test_health(client: TestClient) -> None:
     assert res.status_code == 200
     assert res.json()["status"] == "ok"
     assert res.headers["content-security-policy"].startswith("default-src 'self'")
+
+
+def test_control_characters_are_refused_before_the_database(client: TestClient) -> None:
+    for url in ("/api/v1/audit?action=%00", "/staff/residents?q=a%00b", "/api/v1/health?x=%1b"):
+        res = client.get(url)
+        assert res.status_code == 400, url
+        assert "invalid_characters" in res.text
+
+
+def test_database_data_errors_are_422_problems(client: TestClient) -> None:
+    # A NUL inside JSON reaches the query: SQLite just finds no such user, PostgreSQL refuses
+    # the value. Either way an answer about the input, never a 500.
+    res = client.post(
+        "/api/v1/auth/login", json={"username": "a\u0000b", "password": "x", "code": "123456"}
+    )
+    assert res.status_code in (401, 422), res.text
+    if res.status_code == 422:
+        assert res.json()["code"] == "invalid_data"
+        assert "NUL" not in res.text
+
+
+def test_refused_requests_still_carry_the_security_headers(client: TestClient) -> None:
+    res = client.get("/api/v1/health?x=%00")
+    assert res.status_code == 400
+    assert res.json()["request_id"] == res.headers["x-request-id"]
+    assert "content-security-policy" in res.headers

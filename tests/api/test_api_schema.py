@@ -269,7 +269,11 @@ def _label(case: ApiCase) -> str:
     return f"{case.operation.method.upper()} {case.operation.path}"
 
 
-def _unparsable_body(status: int, body: dict[str, Any]) -> bool:
+def _refused_before_login(status: int, body: dict[str, Any]) -> bool:
+    """Requests the edge refuses before any dependency runs: unparsable bodies, and control
+    characters in the URL (``invalid_characters``). Neither reveals anything."""
+    if status == 400 and body.get("code") == "invalid_characters":
+        return True
     if status == 400:
         return bool(body["detail"] == "There was an error parsing the body")
     return status == 422 and body["errors"][0]["message"] == "JSON decode error"
@@ -282,8 +286,8 @@ def test_anonymous_calls(case: ApiCase, api_app: FastAPI) -> None:
     if _label(case) in PUBLIC or case.method.upper() != case.operation.method.upper():
         return  # public, or a probe with a method the path does not have (405)
     body = response.json()
-    if _unparsable_body(response.status_code, body):
-        return  # FastAPI parses the body before the dependencies run; nothing is revealed
+    if _refused_before_login(response.status_code, body):
+        return  # refused before the dependencies run; nothing is revealed
     # Otherwise login comes first: whatever the input, no data and no 5xx without a session.
     assert response.status_code == 401, response.text
     assert body["code"] == "authentication_required"

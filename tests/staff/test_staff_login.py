@@ -222,3 +222,16 @@ def test_totp_secret_is_encrypted_at_rest(session: Session) -> None:
         text("SELECT totp_secret FROM staff WHERE id = :i"), {"i": clerk.member.id}
     ).scalar_one()
     assert clerk.totp_secret.encode() not in bytes(raw)
+
+
+def test_names_cannot_hold_control_characters(session: Session) -> None:
+    with pytest.raises(InvalidInput):
+        service.create_staff(
+            session,
+            Actor.system("tests"),
+            username="ctl.user",
+            display_name="a\x00b",
+            role=Role.AUDITOR,
+            region_code="441600",
+            password=PASSWORD,
+        )

@@ -37,6 +37,7 @@ SECOND_FACTOR_WINDOW = dt.timedelta(minutes=5)
 IDLE_TIMEOUT = dt.timedelta(minutes=30)
 LAST_SEEN_RESOLUTION = dt.timedelta(seconds=60)
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{2,63}$")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 ISSUER = "yikatong"
 
 _hasher = PasswordHasher()
@@ -97,6 +98,8 @@ def create_staff(
         )
     if not display_name.strip():
         raise InvalidInput("Display name is required", field="display_name")
+    if CONTROL_CHARACTERS.search(display_name + (department or "")):
+        raise InvalidInput("Names cannot contain control characters", field="display_name")
     if find_region(region_code) is None:
         raise InvalidInput(f"Unknown region code {region_code}", field="region_code")
     if not actor.covers(region_code):
