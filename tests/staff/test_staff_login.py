@@ -235,3 +235,16 @@ def test_names_cannot_hold_control_characters(session: Session) -> None:
             region_code="441600",
             password=PASSWORD,
         )
+
+
+def test_attempts_on_unknown_names_are_visible_to_the_city_auditor(session: Session) -> None:
+    from yikatong.audit import service as audit
+    from yikatong.audit.repository import AuditFilters
+
+    with pytest.raises(LoginFailed):
+        service.login(session, username="ghost", password="x", code="123456", actor=WHO)
+    auditor = make_staff(session, Role.AUDITOR, region_code="441600")
+    page = audit.browse(
+        session, auditor.actor(), AuditFilters(action="staff.login", outcome="failed")
+    )
+    assert any(e.detail.get("username") == "ghost" for e in page.items)

@@ -180,7 +180,9 @@ def _entries_in_order(session: Session, batch: int) -> Iterator[AuditEntry]:
             return
         yield from rows
         after = rows[-1].id
-        session.expunge_all()
+        # Keep memory flat on long chains without touching the caller's other objects.
+        for row in rows:
+            session.expunge(row)
 
 
 def verify_chain(

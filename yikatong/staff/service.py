@@ -177,10 +177,12 @@ def _check_password(session: Session, username: str, password: str, actor: Actor
     if member is None or not member.is_active:
         with contextlib.suppress(VerificationError):
             _hasher.verify(_DUMMY_HASH, password)
+        # Filed under the deployment's city so its auditors see attempts on unknown names.
         audit.record(
             session,
             actor,
             "staff.login",
+            region_code=get_settings().region_code,
             outcome=audit.Outcome.FAILED,
             detail={"step": "password", "username": username[:64]},
         )
@@ -192,6 +194,7 @@ def _check_password(session: Session, username: str, password: str, actor: Actor
             "staff.login",
             object_type="staff",
             object_id=member.id,
+            region_code=member.region_code,
             outcome=audit.Outcome.DENIED,
             detail={"step": "password", "reason": "locked"},
         )
