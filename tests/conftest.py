@@ -28,6 +28,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import Connection, Engine, text  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
+import yikatong.models  # noqa: E402, F401 - every table and event handler registered
+
 REQUIRED = {r.strip() for r in os.environ.get("YIKATONG_TEST_REQUIRE", "").split(",") if r.strip()}
 CHROMIUM = shutil.which("chromium") or (
     "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None

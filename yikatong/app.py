@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
+import yikatong.models  # noqa: F401 - every table and event handler registered
 from yikatong import __version__, problems
 from yikatong.api import api_router
 from yikatong.crypto.keystore import get_keyring, resolve_secret_key

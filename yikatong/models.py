@@ -1,16 +1,37 @@
-"""Every table of the platform, imported once so Alembic and the tests see the whole schema."""
+"""Every table of the platform, imported once so Alembic and the tests see the whole schema,
+and every event handler registered."""
 
 from yikatong.audit.models import AuditEntry, AuditHead
+from yikatong.cards.models import (
+    ApplicationEvent,
+    BlacklistChange,
+    BlacklistHead,
+    Card,
+    CardApplication,
+    CardCounter,
+    CardEvent,
+)
 from yikatong.db import Base
 from yikatong.residents.models import Resident, ResidentCategory
 from yikatong.staff.models import StaffMember, StaffSession
 
 __all__ = [
+    "ApplicationEvent",
     "AuditEntry",
     "AuditHead",
     "Base",
+    "BlacklistChange",
+    "BlacklistHead",
+    "Card",
+    "CardApplication",
+    "CardCounter",
+    "CardEvent",
     "Resident",
     "ResidentCategory",
     "StaffMember",
     "StaffSession",
 ]
+
+# Services that subscribe to domain events (yikatong.kit.events) register their handlers on
+# import; importing them here gives the app, the CLI and the tests the full set.
+import yikatong.cards.service  # noqa: F401

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     session_hours: int = Field(default=8, ge=1, le=24)
     login_max_failures: int = Field(default=5, ge=1)
     login_lockout_minutes: int = Field(default=15, ge=1)
+    temporary_loss_days: int = Field(
+        default=15, ge=1, le=90, description="A temporary card loss report lapses after this"
+    )
     timezone: str = "Asia/Shanghai"
     default_locale: str = "zh_CN"
     log_level: str = "INFO"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+import yikatong.models  # noqa: F401 - every table and event handler registered
 from yikatong.cli import audit, db, demo, keys, serve, staff
 
 app = typer.Typer(

@@ -22,6 +22,9 @@ class Permission(enum.StrEnum):
     AUDIT_VERIFY = "audit:verify"
     KEYS_MANAGE = "keys:manage"
     DASHBOARD_READ = "dashboard:read"
+    CARDS_READ = "cards:read"
+    CARDS_OPERATE = "cards:operate"
+    CARDS_PRODUCTION = "cards:production"
 
 
 class Role(enum.StrEnum):
@@ -41,6 +44,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.STAFF_MANAGE,
             Permission.KEYS_MANAGE,
             Permission.DASHBOARD_READ,
+            Permission.CARDS_READ,
+            Permission.CARDS_PRODUCTION,
         }
     ),
     Role.COUNTER_CLERK: frozenset(
@@ -48,9 +53,13 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.RESIDENTS_READ,
             Permission.RESIDENTS_READ_SENSITIVE,
             Permission.RESIDENTS_WRITE,
+            Permission.CARDS_READ,
+            Permission.CARDS_OPERATE,
         }
     ),
-    Role.DEPARTMENT_ADMIN: frozenset({Permission.RESIDENTS_READ, Permission.DASHBOARD_READ}),
+    Role.DEPARTMENT_ADMIN: frozenset(
+        {Permission.RESIDENTS_READ, Permission.DASHBOARD_READ, Permission.CARDS_READ}
+    ),
     Role.AUDITOR: frozenset(
         {Permission.AUDIT_READ, Permission.AUDIT_VERIFY, Permission.STAFF_READ}
     ),

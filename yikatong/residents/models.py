@@ -52,6 +52,8 @@ class Resident(Base):
     phone_index: Mapped[bytes | None] = mapped_column(LargeBinary(16), index=True)
     address: Mapped[str | None] = mapped_column(EncryptedString("residents.address"))
     status: Mapped[str] = mapped_column(String(16), default=ResidentStatus.ACTIVE.value)
+    # Date of death or emigration, as registered (status other than active).
+    status_date: Mapped[dt.date | None] = mapped_column(Date)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
