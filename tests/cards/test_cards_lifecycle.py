@@ -17,25 +17,35 @@ from yikatong.cards.lifecycle import (
 )
 from yikatong.cards.models import LIVE_STATES, CardState
 
-S, O = CardState, Operation
+S, O = CardState, Operation  # noqa: E741 - short names keep the table readable
 
 # The expected table written out independently, one row per state (R1.3).
 EXPECTED: dict[CardState, dict[Operation, CardState | str]] = {
     S.IN_PRODUCTION: {O.COMPLETE_PRODUCTION: S.READY, O.CANCEL: S.CANCELLED},
     S.READY: {O.ISSUE: S.ISSUED, O.CANCEL: S.CANCELLED},
     S.ISSUED: {
-        O.ACTIVATE_SOCIAL_SECURITY: S.ACTIVE, O.ACTIVATE_BANK: S.ISSUED,
-        O.REPORT_TEMPORARY_LOSS: S.TEMPORARY_LOSS, O.REPORT_FORMAL_LOSS: S.FORMAL_LOSS,
-        O.REPLACE: S.REPLACED, O.RENEW: S.RENEWED, O.CANCEL: S.CANCELLED,
+        O.ACTIVATE_SOCIAL_SECURITY: S.ACTIVE,
+        O.ACTIVATE_BANK: S.ISSUED,
+        O.REPORT_TEMPORARY_LOSS: S.TEMPORARY_LOSS,
+        O.REPORT_FORMAL_LOSS: S.FORMAL_LOSS,
+        O.REPLACE: S.REPLACED,
+        O.RENEW: S.RENEWED,
+        O.CANCEL: S.CANCELLED,
     },
     S.ACTIVE: {
-        O.ACTIVATE_BANK: S.ACTIVE, O.REPORT_TEMPORARY_LOSS: S.TEMPORARY_LOSS,
-        O.REPORT_FORMAL_LOSS: S.FORMAL_LOSS, O.REPLACE: S.REPLACED, O.RENEW: S.RENEWED,
+        O.ACTIVATE_BANK: S.ACTIVE,
+        O.REPORT_TEMPORARY_LOSS: S.TEMPORARY_LOSS,
+        O.REPORT_FORMAL_LOSS: S.FORMAL_LOSS,
+        O.REPLACE: S.REPLACED,
+        O.RENEW: S.RENEWED,
         O.CANCEL: S.CANCELLED,
     },
     S.TEMPORARY_LOSS: {
-        O.CANCEL_TEMPORARY_LOSS: "restore", O.EXPIRE_TEMPORARY_LOSS: "restore",
-        O.REPORT_FORMAL_LOSS: S.FORMAL_LOSS, O.REPLACE: S.REPLACED, O.CANCEL: S.CANCELLED,
+        O.CANCEL_TEMPORARY_LOSS: "restore",
+        O.EXPIRE_TEMPORARY_LOSS: "restore",
+        O.REPORT_FORMAL_LOSS: S.FORMAL_LOSS,
+        O.REPLACE: S.REPLACED,
+        O.CANCEL: S.CANCELLED,
     },
     S.FORMAL_LOSS: {O.REPLACE: S.REPLACED, O.CANCEL: S.CANCELLED},
     S.REPLACED: {},
@@ -46,8 +56,11 @@ EXPECTED: dict[CardState, dict[Operation, CardState | str]] = {
 
 def test_the_table_is_exactly_the_expected_one() -> None:
     actual = {
-        state: {op: ("restore" if target is RESTORE else target)
-                for (st, op), target in TRANSITIONS.items() if st is state}
+        state: {
+            op: ("restore" if target is RESTORE else target)
+            for (st, op), target in TRANSITIONS.items()
+            if st is state
+        }
         for state in CardState
     }
     assert actual == EXPECTED
@@ -81,4 +94,4 @@ def test_terminal_states_have_no_way_out() -> None:
 def test_accepted_and_blocked_partition_the_issued_states() -> None:
     assert ACCEPTED_STATES.isdisjoint(BLOCKED_STATES)
     issued_once = set(CardState) - {S.IN_PRODUCTION, S.READY}
-    assert ACCEPTED_STATES | BLOCKED_STATES == issued_once
+    assert issued_once == ACCEPTED_STATES | BLOCKED_STATES

@@ -10,6 +10,8 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from tests.card_factories import issued_card
+from tests.factories import make_resident, make_staff
 from yikatong.audit.models import AuditEntry
 from yikatong.cards import repository
 from yikatong.cards import service as cards
@@ -25,8 +27,6 @@ from yikatong.errors import InvalidInput, NotFound, PermissionDenied
 from yikatong.kit import events
 from yikatong.kit.actor import Role
 from yikatong.reference.idnumber import make_id_number
-from tests.card_factories import issued_card
-from tests.factories import make_resident, make_staff
 
 
 @pytest.fixture
@@ -49,8 +49,9 @@ def test_counter_application_to_issued_card(session: Session, clerk) -> None:  #
     trail = [e.to_status for e in repository.application_trail(session, application.id)]
     assert trail == ["submitted", "checked", "in_production", "ready", "issued"]
     # The account is stored encrypted: the raw column holds no digits of it.
-    raw = session.execute(text("SELECT bank_account FROM cards WHERE id = :i"),
-                          {"i": card.id}).scalar_one()
+    raw = session.execute(
+        text("SELECT bank_account FROM cards WHERE id = :i"), {"i": card.id}
+    ).scalar_one()
     assert card.bank_account is not None
     assert card.bank_account.encode() not in bytes(raw)
 
@@ -72,12 +73,21 @@ def test_first_card_refused_when_one_is_live(session: Session, clerk) -> None:  
 def test_database_allows_one_live_card(session: Session, clerk) -> None:  # type: ignore[no-untyped-def]
     resident = make_resident(session, region_code="441625")
     card = issued_card(session, clerk, resident.id)
-    clone = Card(resident_id=resident.id, region_code="441625", card_number="Z99999999",
-                 identification_code="441600D156000005FFFFFFFFFFFFFFFF", token="f" * 32,
-                 state=CardState.ACTIVE.value, issuing_region="441600", key_ref="card-mk:v1")
-    with pytest.raises(IntegrityError), session.begin_nested():
+    clone = Card(
+        resident_id=resident.id,
+        region_code="441625",
+        card_number="Z99999999",
+        identification_code="441600D156000005FFFFFFFFFFFFFFFF",
+        token="f" * 32,
+        state=CardState.ACTIVE.value,
+        issuing_region="441600",
+        key_ref="card-mk:v1",
+    )
+    with session.begin_nested() as savepoint:
         session.add(clone)
-        session.flush()
+        with pytest.raises(IntegrityError):
+            session.flush()
+        savepoint.rollback()
     assert card.state == CardState.ISSUED
 
 
@@ -86,31 +96,49 @@ def test_online_application_needs_an_address_and_is_mailed(session: Session, cle
     with pytest.raises(InvalidInput) as caught:
         cards.apply(session, clerk, resident_id=resident.id, channel=Channel.ONLINE)
     assert caught.value.extra["errors"][0]["field"] == "mailing_address"
-    application = cards.apply(session, clerk, resident_id=resident.id, channel=Channel.ONLINE,
-                              mailing_address="广东省河源市东源县仙塘镇1号")
+    application = cards.apply(
+        session,
+        clerk,
+        resident_id=resident.id,
+        channel=Channel.ONLINE,
+        mailing_address="广东省河源市东源县仙塘镇1号",
+    )
     cards.advance(session, clerk, application.id, ApplicationStatus.CHECKED)
     cards.advance(session, clerk, application.id, ApplicationStatus.IN_PRODUCTION)
     with pytest.raises(InvalidInput):
         cards.advance(session, clerk, application.id, ApplicationStatus.MAILED)
-    cards.advance(session, clerk, application.id, ApplicationStatus.MAILED,
-                  tracking_number="SF1234567890")
+    cards.advance(
+        session, clerk, application.id, ApplicationStatus.MAILED, tracking_number="SF1234567890"
+    )
     assert application.tracking_number == "SF1234567890"
 
 
 def test_newborn_channel_rules(session: Session, clerk) -> None:  # type: ignore[no-untyped-def]
     adult = make_resident(session, region_code="441625")
     with pytest.raises(InvalidInput):
-        cards.apply(session, clerk, resident_id=adult.id, channel=Channel.NEWBORN,
-                    birth_certificate_number="R441625000123")
-    baby = make_resident(session, region_code="441625",
-                         birth_date=dt.datetime.now(dt.UTC).date() - dt.timedelta(days=20),
-                         phone=None)
+        cards.apply(
+            session,
+            clerk,
+            resident_id=adult.id,
+            channel=Channel.NEWBORN,
+            birth_certificate_number="R441625000123",
+        )
+    baby = make_resident(
+        session,
+        region_code="441625",
+        birth_date=dt.datetime.now(dt.UTC).date() - dt.timedelta(days=20),
+        phone=None,
+    )
     with pytest.raises(InvalidInput):
         cards.apply(session, clerk, resident_id=baby.id, channel=Channel.NEWBORN)
-    application = cards.apply(session, clerk, resident_id=baby.id, channel=Channel.NEWBORN,
-                              birth_certificate_number="R441625000123",
-                              proxy=cards.Proxy("张大山", make_id_number("441625", dt.date(1990, 1, 1), 11),
-                                                "father"))
+    application = cards.apply(
+        session,
+        clerk,
+        resident_id=baby.id,
+        channel=Channel.NEWBORN,
+        birth_certificate_number="R441625000123",
+        proxy=cards.Proxy("张大山", make_id_number("441625", dt.date(1990, 1, 1), 11), "father"),
+    )
     assert application.proxy_relation == "father"
 
 
@@ -142,7 +170,10 @@ def test_loss_replacement_and_blacklist(session: Session, clerk) -> None:  # typ
         cards.operate(session, clerk, card.id, Operation.ACTIVATE_BANK)
     events_ = session.scalars(select(CardEvent).where(CardEvent.card_id == card.id)).all()
     assert [e.operation for e in events_][-3:] == [
-        "report_temporary_loss", "cancel_temporary_loss", "replace"]
+        "report_temporary_loss",
+        "cancel_temporary_loss",
+        "replace",
+    ]
     assert events_[-3].outlet == "东源县社保大厅"
     assert all(e.actor for e in events_)
 
@@ -193,23 +224,34 @@ def test_cancel_needs_a_reason_and_scope_is_enforced(session: Session, clerk) ->
 def test_bank_details_are_validated_at_issue(session: Session, clerk) -> None:  # type: ignore[no-untyped-def]
     resident = make_resident(session, region_code="441625")
     application = cards.apply(session, clerk, resident_id=resident.id, channel=Channel.COUNTER)
-    for step in (ApplicationStatus.CHECKED, ApplicationStatus.IN_PRODUCTION,
-                 ApplicationStatus.READY):
+    for step in (
+        ApplicationStatus.CHECKED,
+        ApplicationStatus.IN_PRODUCTION,
+        ApplicationStatus.READY,
+    ):
         cards.advance(session, clerk, application.id, step)
     assert application.card_id is not None
     with pytest.raises(InvalidInput, match="check digit"):
-        cards.issue_card(session, clerk, application.card_id, bank_code="102",
-                         bank_account="6212261234567890123")
+        cards.issue_card(
+            session, clerk, application.card_id, bank_code="102", bank_account="6212261234567890123"
+        )
     with pytest.raises(InvalidInput, match="bank"):
-        cards.issue_card(session, clerk, application.card_id, bank_code="999",
-                         bank_account="6212261234567890128")
+        cards.issue_card(
+            session, clerk, application.card_id, bank_code="999", bank_account="6212261234567890128"
+        )
     assert session.get(Card, application.card_id).state == CardState.READY  # type: ignore[union-attr]
 
 
 def test_death_registration_cancels_the_card(session: Session, clerk) -> None:  # type: ignore[no-untyped-def]
     resident = make_resident(session, region_code="441625")
     card = issued_card(session, clerk, resident.id)
-    events.emit(session, "resident.deceased", clerk, resident_id=resident.id,
-                region_code=resident.region_code, date=dt.date(2026, 11, 1))
+    events.emit(
+        session,
+        "resident.deceased",
+        clerk,
+        resident_id=resident.id,
+        region_code=resident.region_code,
+        date=dt.date(2026, 11, 1),
+    )
     assert card.state == CardState.CANCELLED
     assert repository.is_blacklisted(session, card.token)

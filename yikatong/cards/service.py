@@ -428,6 +428,9 @@ def operate(
     if operation is Operation.ACTIVATE_BANK and not card.bank_account:
         raise InvalidInput("The card has no bank account recorded", field="bank_account")
     _transition(session, actor, card, operation, reason=reason, outlet=outlet)
+    if operation is Operation.CANCEL:
+        # A card cancelled before it was issued takes its application with it.
+        _withdraw_open_application(session, actor, card.resident_id, card.id, reason)
     new_application = None
     if operation in (Operation.REPLACE, Operation.RENEW):
         new_application = apply(
@@ -586,18 +589,24 @@ def signed_blacklist(session: Session, since: int) -> SignedBlacklist:
     )
 
 
+def _withdraw_open_application(
+    session: Session, actor: Actor, resident_id: int, card_id: int | None, reason: str | None
+) -> None:
+    """Withdraw the resident's open application (only the one for ``card_id`` if given)."""
+    application = repository.open_application_of(session, resident_id)
+    if application is None or (card_id is not None and application.card_id != card_id):
+        return
+    current = ApplicationStatus(application.status)
+    application.status = ApplicationStatus.WITHDRAWN.value
+    _trail(session, application, current, ApplicationStatus.WITHDRAWN, actor, None, reason)
+
+
 def _cancel_live_card(session: Session, event: events.Event, reason: str) -> None:
     resident_id = int(event.payload["resident_id"])
     card = repository.live_card_of(session, resident_id)
     if card is not None:
         _transition(session, event.actor, card, Operation.CANCEL, reason=reason, outlet=None)
-    application = repository.open_application_of(session, resident_id)
-    if application is not None:
-        current = ApplicationStatus(application.status)
-        application.status = ApplicationStatus.WITHDRAWN.value
-        _trail(
-            session, application, current, ApplicationStatus.WITHDRAWN, event.actor, None, reason
-        )
+    _withdraw_open_application(session, event.actor, resident_id, None, reason)
 
 
 @events.subscribe("resident.deceased")
