@@ -8,6 +8,8 @@ from sqlalchemy import text
 
 from yikatong import __version__
 from yikatong.audit.api import router as audit_router
+from yikatong.cards.api import blacklist_router
+from yikatong.cards.api import router as cards_router
 from yikatong.deps import DbSession
 from yikatong.problems import PROBLEM_RESPONSES
 from yikatong.reference.api import router as reference_router
@@ -43,4 +45,6 @@ api_router.include_router(system_router)
 api_router.include_router(staff_router)
 api_router.include_router(audit_router, prefix="/audit")
 api_router.include_router(residents_router, prefix="/residents")
+api_router.include_router(cards_router, prefix="/cards")
+api_router.include_router(blacklist_router, prefix="/blacklist")
 api_router.include_router(reference_router, prefix="/reference", tags=["reference"])
