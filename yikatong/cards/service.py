@@ -398,6 +398,58 @@ def issue_card(
     return card
 
 
+def instant_issue(
+    session: Session,
+    actor: Actor,
+    resident_id: int,
+    *,
+    bank_code: str,
+    bank_account: str,
+    outlet: str | None = None,
+    proxy: Proxy | None = None,
+) -> Card:
+    """立等可取: apply, check, personalise at the branch and hand over in one visit. All steps
+    are recorded on the trail; a failure at any step leaves nothing behind."""
+    check_bank(bank_code)
+    check_account_number(bank_account)
+    application = apply(
+        session, actor, resident_id=resident_id, channel=Channel.INSTANT, outlet=outlet, proxy=proxy
+    )
+    for step in (
+        ApplicationStatus.CHECKED,
+        ApplicationStatus.IN_PRODUCTION,
+        ApplicationStatus.READY,
+    ):
+        advance(session, actor, application.id, step, outlet=outlet)
+    return issue_card(
+        session,
+        actor,
+        _application_card(session, application).id,
+        bank_code=bank_code,
+        bank_account=bank_account,
+        outlet=outlet,
+        proxy=proxy,
+    )
+
+
+def worklist(
+    session: Session, actor: Actor, statuses: tuple[ApplicationStatus, ...], limit: int = 50
+) -> list[CardApplication]:
+    """Applications in the actor's region waiting at one of ``statuses``, oldest first."""
+    audit.require(session, actor, Permission.CARDS_READ, "card_application.list")
+    return list(
+        session.scalars(
+            select(CardApplication)
+            .where(
+                CardApplication.region_code.startswith(actor.scope),
+                CardApplication.status.in_([s.value for s in statuses]),
+            )
+            .order_by(CardApplication.id)
+            .limit(limit)
+        )
+    )
+
+
 @dataclass(frozen=True)
 class OperationResult:
     card: Card

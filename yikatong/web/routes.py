@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from yikatong.audit.views import router as audit_views
+from yikatong.cards.views import router as cards_views
 from yikatong.errors import PROBLEM_TYPES, NotFound
 from yikatong.residents.views import router as residents_views
 from yikatong.staff.views import router as staff_views
@@ -37,5 +38,12 @@ def problem_page(request: Request, code: str) -> Response:
 
 
 web_router = APIRouter()
-for router in (pages_router, problems_router, staff_views, residents_views, audit_views):
+for router in (
+    pages_router,
+    problems_router,
+    staff_views,
+    residents_views,
+    cards_views,
+    audit_views,
+):
     web_router.include_router(router)

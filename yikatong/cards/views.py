@@ -1,0 +1,302 @@
+"""The counter workbench for cards (卡务): worklist, card file, applications, operations."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from yikatong.cards import repository, service
+from yikatong.cards.banks import COOPERATING_BANKS
+from yikatong.cards.lifecycle import COUNTER_OPERATIONS, Operation, allowed_operations
+from yikatong.cards.models import LIVE_STATES, ApplicationStatus, CardState, Channel
+from yikatong.crypto.masking import mask_bank_account
+from yikatong.deps import DbSession, StaffActor, verify_csrf
+from yikatong.errors import InvalidInput, YikatongError
+from yikatong.kit.actor import Actor, Permission
+from yikatong.kit.params import RowId
+from yikatong.residents import service as residents_service
+from yikatong.residents.schemas import ResidentOut
+from yikatong.web.i18n import lazy_gettext
+from yikatong.web.navigation import NavItem, register_nav
+from yikatong.web.templating import render
+
+router = APIRouter(prefix="/staff/cards", include_in_schema=False)
+
+register_nav(
+    NavItem(
+        "cards",
+        lazy_gettext("Card services"),
+        "/staff/cards",
+        permission=Permission.CARDS_READ.value,
+        icon="card",
+        order=20,
+    )
+)
+
+WAITING = (
+    ApplicationStatus.SUBMITTED,
+    ApplicationStatus.CHECKED,
+    ApplicationStatus.IN_PRODUCTION,
+    ApplicationStatus.READY,
+)
+# Operations whose consequences cannot be undone at the counter: the form asks to confirm.
+IRREVERSIBLE = frozenset(
+    {Operation.REPORT_FORMAL_LOSS, Operation.REPLACE, Operation.RENEW, Operation.CANCEL}
+)
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+def _proxy(name: str, id_number: str, relation: str) -> service.Proxy | None:
+    if not (name or id_number or relation):
+        return None
+    return service.Proxy(name, id_number, relation)
+
+
+@router.get("")
+def worklist(request: Request, session: DbSession, actor: StaffActor) -> Response:
+    """Applications waiting for the next step in the clerk's region."""
+    applications = service.worklist(session, actor, WAITING)
+    return render(request, "cards/worklist.html", {"applications": applications})
+
+
+def _card_file(
+    request: Request,
+    session: DbSession,
+    actor: Actor,
+    resident_id: int,
+    error: YikatongError | None = None,
+    status_code: int = 200,
+    notice: str | None = None,
+) -> Response:
+    resident = residents_service.get(session, actor, resident_id)
+    cards = repository.cards_of(session, resident.id)
+    live = next((c for c in cards if CardState(c.state) in LIVE_STATES), None)
+    applications = repository.applications_of(session, resident.id)
+    trails = {a.id: repository.application_trail(session, a.id) for a in applications}
+    events = repository.card_events(session, [c.id for c in cards])
+    counter_ops = (
+        [
+            op
+            for op in allowed_operations(CardState(live.state))
+            if op in COUNTER_OPERATIONS and op is not Operation.ISSUE
+        ]
+        if live
+        else []
+    )
+    return render(
+        request,
+        "cards/file.html",
+        {
+            "resident": ResidentOut.masked(resident, _today()),
+            "cards": cards,
+            "live": live,
+            "applications": applications,
+            "trails": trails,
+            "events": events,
+            "operations": counter_ops,
+            "irreversible": IRREVERSIBLE,
+            "channel_options": [(c.value, lazy_gettext(c.value)) for c in Channel],
+            "operation_options": [(op.value, lazy_gettext(op.value)) for op in counter_ops],
+            "bank_options": [(b.code, b.name) for b in COOPERATING_BANKS],
+            "live_bank_account": mask_bank_account(live.bank_account)
+            if live is not None and live.bank_account
+            else None,
+            "error": error,
+            "field_errors": {
+                e["field"]: e["message"] for e in (error.extra.get("errors", []) if error else [])
+            },
+            "can_operate": actor.can(Permission.CARDS_OPERATE),
+            "notice": notice,
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/residents/{resident_id}")
+def card_file(
+    request: Request, session: DbSession, actor: StaffActor, resident_id: RowId
+) -> Response:
+    """Everything about one resident's cards: the live card, history, applications."""
+    return _card_file(request, session, actor, resident_id)
+
+
+def _after(
+    request: Request,
+    session: DbSession,
+    actor: Actor,
+    resident_id: int,
+    action: Callable[[], object],
+) -> Response:
+    """Run a form's action; on a business error show the card file again with the reason.
+    A refused action changes nothing: it runs in a savepoint."""
+    try:
+        with session.begin_nested():
+            action()
+    except YikatongError as exc:
+        if exc.keep_changes:
+            session.commit()
+        return _card_file(request, session, actor, resident_id, error=exc, status_code=exc.status)
+    return RedirectResponse(f"/staff/cards/residents/{resident_id}", status_code=303)
+
+
+@router.post("/residents/{resident_id}/applications", dependencies=[Depends(verify_csrf)])
+def apply(
+    request: Request,
+    session: DbSession,
+    actor: StaffActor,
+    resident_id: RowId,
+    channel: Annotated[str, Form(max_length=16)] = "counter",
+    mailing_address: Annotated[str, Form(max_length=200)] = "",
+    birth_certificate_number: Annotated[str, Form(max_length=32)] = "",
+    outlet: Annotated[str, Form(max_length=64)] = "",
+    proxy_name: Annotated[str, Form(max_length=64)] = "",
+    proxy_id_number: Annotated[str, Form(max_length=32)] = "",
+    proxy_relation: Annotated[str, Form(max_length=32)] = "",
+) -> Response:
+    """Take an application at the counter (also online/newborn/cross-province on their behalf)."""
+
+    def run() -> None:
+        try:
+            chosen = Channel(channel)
+        except ValueError:
+            raise InvalidInput("Choose a channel", field="channel") from None
+        service.apply(
+            session,
+            actor,
+            resident_id=resident_id,
+            channel=chosen,
+            mailing_address=mailing_address or None,
+            outlet=outlet or None,
+            birth_certificate_number=birth_certificate_number or None,
+            proxy=_proxy(proxy_name, proxy_id_number, proxy_relation),
+        )
+
+    return _after(request, session, actor, resident_id, run)
+
+
+@router.post("/residents/{resident_id}/instant", dependencies=[Depends(verify_csrf)])
+def instant(
+    request: Request,
+    session: DbSession,
+    actor: StaffActor,
+    resident_id: RowId,
+    bank_code: Annotated[str, Form(max_length=16)] = "",
+    bank_account: Annotated[str, Form(max_length=32)] = "",
+    outlet: Annotated[str, Form(max_length=64)] = "",
+    proxy_name: Annotated[str, Form(max_length=64)] = "",
+    proxy_id_number: Annotated[str, Form(max_length=32)] = "",
+    proxy_relation: Annotated[str, Form(max_length=32)] = "",
+) -> Response:
+    """立等可取: the card is made and handed over in this visit."""
+    return _after(
+        request,
+        session,
+        actor,
+        resident_id,
+        lambda: service.instant_issue(
+            session,
+            actor,
+            resident_id,
+            bank_code=bank_code,
+            bank_account=bank_account,
+            outlet=outlet or None,
+            proxy=_proxy(proxy_name, proxy_id_number, proxy_relation),
+        ),
+    )
+
+
+@router.post("/applications/{application_id}/steps", dependencies=[Depends(verify_csrf)])
+def advance(
+    request: Request,
+    session: DbSession,
+    actor: StaffActor,
+    application_id: RowId,
+    to: Annotated[str, Form(max_length=16)],
+    tracking_number: Annotated[str, Form(max_length=32)] = "",
+    note: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    application = service.get_application(session, actor, application_id)
+
+    def run() -> None:
+        try:
+            target = ApplicationStatus(to)
+        except ValueError:
+            raise InvalidInput("Unknown step", field="to") from None
+        service.advance(
+            session,
+            actor,
+            application.id,
+            target,
+            tracking_number=tracking_number or None,
+            note=note or None,
+        )
+
+    return _after(request, session, actor, application.resident_id, run)
+
+
+@router.post("/{card_id}/issue", dependencies=[Depends(verify_csrf)])
+def issue(
+    request: Request,
+    session: DbSession,
+    actor: StaffActor,
+    card_id: RowId,
+    bank_code: Annotated[str, Form(max_length=16)] = "",
+    bank_account: Annotated[str, Form(max_length=32)] = "",
+    outlet: Annotated[str, Form(max_length=64)] = "",
+    proxy_name: Annotated[str, Form(max_length=64)] = "",
+    proxy_id_number: Annotated[str, Form(max_length=32)] = "",
+    proxy_relation: Annotated[str, Form(max_length=32)] = "",
+) -> Response:
+    card = service.get_card(session, actor, card_id)
+    return _after(
+        request,
+        session,
+        actor,
+        card.resident_id,
+        lambda: service.issue_card(
+            session,
+            actor,
+            card.id,
+            bank_code=bank_code,
+            bank_account=bank_account,
+            outlet=outlet or None,
+            proxy=_proxy(proxy_name, proxy_id_number, proxy_relation),
+        ),
+    )
+
+
+@router.post("/{card_id}/operations", dependencies=[Depends(verify_csrf)])
+def operate(
+    request: Request,
+    session: DbSession,
+    actor: StaffActor,
+    card_id: RowId,
+    operation: Annotated[str, Form(max_length=32)],
+    reason: Annotated[str, Form(max_length=500)] = "",
+    outlet: Annotated[str, Form(max_length=64)] = "",
+    confirm: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    """One lifecycle operation; irreversible ones need the confirmation box ticked."""
+    card = service.get_card(session, actor, card_id)
+
+    def run() -> None:
+        try:
+            chosen = Operation(operation)
+        except ValueError:
+            raise InvalidInput("Unknown operation", field="operation") from None
+        if chosen in IRREVERSIBLE and confirm != "1":
+            raise InvalidInput(
+                "Tick the box to confirm this operation cannot be undone", field="confirm"
+            )
+        service.operate(
+            session, actor, card.id, chosen, reason=reason or None, outlet=outlet or None
+        )
+
+    return _after(request, session, actor, card.resident_id, run)
