@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 import yikatong.models  # noqa: F401 - every table and event handler registered
-from yikatong.cli import audit, db, demo, keys, serve, staff
+from yikatong.cli import audit, cards, db, demo, keys, serve, staff
 
 app = typer.Typer(
     name="yikatong",
@@ -17,6 +17,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(demo.app, name="demo")
 app.add_typer(staff.app, name="staff")
 app.add_typer(audit.app, name="audit")
+app.add_typer(cards.app, name="cards")
 app.add_typer(keys.app, name="keys")
 app.command("serve")(serve.serve)
 
