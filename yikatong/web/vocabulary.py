@@ -22,3 +22,41 @@ CATEGORIES = (
 )
 AUDIT_OUTCOMES = (N_("success"), N_("denied"), N_("failed"))
 CHAIN_PROBLEMS = (N_("modified"), N_("deleted"), N_("reordered"), N_("truncated"))
+CARD_CHANNELS = (
+    N_("counter"),
+    N_("online"),
+    N_("instant"),
+    N_("newborn"),
+    N_("cross_province"),
+)
+APPLICATION_REASONS = (N_("first"), N_("replacement"), N_("renewal"))
+APPLICATION_STATUSES = (
+    N_("submitted"),
+    N_("checked"),
+    N_("in_production"),
+    N_("ready"),
+    N_("mailed"),
+    N_("issued"),
+    N_("rejected"),
+    N_("withdrawn"),
+)
+CARD_STATES = (
+    N_("temporary_loss"),
+    N_("formal_loss"),
+    N_("replaced"),
+    N_("renewed"),
+    N_("cancelled"),
+)
+CARD_OPERATIONS = (
+    N_("complete_production"),
+    N_("issue"),
+    N_("activate_social_security"),
+    N_("activate_bank"),
+    N_("report_temporary_loss"),
+    N_("cancel_temporary_loss"),
+    N_("expire_temporary_loss"),
+    N_("report_formal_loss"),
+    N_("replace"),
+    N_("renew"),
+    N_("cancel"),
+)
