@@ -255,3 +255,42 @@ def test_death_registration_cancels_the_card(session: Session, clerk) -> None:  
     )
     assert card.state == CardState.CANCELLED
     assert repository.is_blacklisted(session, card.token)
+
+
+def test_residents_act_on_their_own_card_only(session: Session, clerk) -> None:  # type: ignore[no-untyped-def]
+    from yikatong.kit.actor import Actor
+
+    mine = make_resident(session, region_code="441625", name="自助甲")
+    theirs = make_resident(session, region_code="441625", name="自助乙")
+    my_card = issued_card(session, clerk, mine.id)
+    their_card = issued_card(session, clerk, theirs.id)
+    me = Actor.resident(mine.id, "自*甲", mine.region_code)
+    with pytest.raises(NotFound):
+        cards.get_card(session, me, their_card.id)
+    with pytest.raises(PermissionDenied):
+        cards.operate(session, me, my_card.id, Operation.CANCEL, reason="mine")
+    with pytest.raises(PermissionDenied):
+        cards.advance(session, me, 1, ApplicationStatus.CHECKED)
+    cards.operate(session, me, my_card.id, Operation.REPORT_TEMPORARY_LOSS)
+    with pytest.raises(InvalidInput):  # a replacement by post needs the address
+        cards.operate(session, me, my_card.id, Operation.REPLACE, channel=Channel.ONLINE)
+    result = cards.operate(
+        session,
+        me,
+        my_card.id,
+        Operation.REPLACE,
+        channel=Channel.ONLINE,
+        mailing_address="广东省河源市东源县仙塘镇1号",
+    )
+    assert result.new_application is not None
+    updated = cards.update_mailing_address(
+        session, me, result.new_application.id, "广东省河源市源城区文明路2号"
+    )
+    assert updated.mailing_address == "广东省河源市源城区文明路2号"
+    with pytest.raises(InvalidInput):
+        cards.apply(
+            session,
+            Actor.resident(theirs.id, "x", "441625"),
+            resident_id=theirs.id,
+            channel=Channel.COUNTER,
+        )

@@ -42,7 +42,7 @@ from yikatong.crypto.keystore import get_keyring
 from yikatong.db import utcnow
 from yikatong.errors import N_, Conflict, InvalidInput, NotFound
 from yikatong.kit import events
-from yikatong.kit.actor import Actor, Permission
+from yikatong.kit.actor import Actor, ActorKind, Permission
 from yikatong.reference.idnumber import parse_id_number
 from yikatong.residents.models import Resident, ResidentStatus
 from yikatong.residents.service import age_on
@@ -108,25 +108,44 @@ class Proxy:
     relation: str
 
 
+# What a resident may do to their own card in the portal; everything else is for the counter.
+SELF_SERVICE_OPERATIONS = frozenset({Operation.REPORT_TEMPORARY_LOSS, Operation.REPLACE})
+
+
+def _own(actor: Actor, resident_id: int) -> bool:
+    """A resident acting on their own records (staff go through permissions and region)."""
+    return actor.kind is ActorKind.RESIDENT and actor.id == str(resident_id)
+
+
+def _visible(actor: Actor, resident_id: int, region_code: str) -> bool:
+    return _own(actor, resident_id) or actor.covers(region_code)
+
+
+def _authorise(session: Session, actor: Actor, permission: Permission, action: str) -> None:
+    """Staff need ``permission``; residents pass here and are held to their own records."""
+    if actor.kind is not ActorKind.RESIDENT:
+        audit.require(session, actor, permission, action)
+
+
 def _resident(session: Session, actor: Actor, resident_id: int) -> Resident:
     resident = session.get(Resident, resident_id)
-    if resident is None or not actor.covers(resident.region_code):
+    if resident is None or not _visible(actor, resident_id, resident.region_code):
         raise NotFound("No resident {id}", params={"id": resident_id})
     return resident
 
 
 def get_card(session: Session, actor: Actor, card_id: int) -> Card:
-    audit.require(session, actor, Permission.CARDS_READ, "card.read")
+    _authorise(session, actor, Permission.CARDS_READ, "card.read")
     card = session.get(Card, card_id)
-    if card is None or not actor.covers(card.region_code):
+    if card is None or not _visible(actor, card.resident_id, card.region_code):
         raise NotFound("No card {id}", params={"id": card_id})
     return card
 
 
 def get_application(session: Session, actor: Actor, application_id: int) -> CardApplication:
-    audit.require(session, actor, Permission.CARDS_READ, "card_application.read")
+    _authorise(session, actor, Permission.CARDS_READ, "card_application.read")
     application = session.get(CardApplication, application_id)
-    if application is None or not actor.covers(application.region_code):
+    if application is None or not _visible(actor, application.resident_id, application.region_code):
         raise NotFound("No application {id}", params={"id": application_id})
     return application
 
@@ -155,9 +174,14 @@ def apply(
     replaces_card_id: int | None = None,
     note: str | None = None,
 ) -> CardApplication:
-    """Take an application through any channel (申领); returns it in status ``submitted``."""
-    audit.require(session, actor, Permission.CARDS_OPERATE, "card.apply")
+    """Take an application through any channel (申领); returns it in status ``submitted``.
+    Residents apply for themselves only online (mailed)."""
+    _authorise(session, actor, Permission.CARDS_OPERATE, "card.apply")
     resident = _resident(session, actor, resident_id)
+    if actor.kind is ActorKind.RESIDENT and channel not in MAILED_CHANNELS:
+        raise InvalidInput(
+            "Online applications are mailed; other channels are at a counter", field="channel"
+        )
     if resident.status != ResidentStatus.ACTIVE:
         raise ResidentNotActive()
     if repository.open_application_of(session, resident.id) is not None:
@@ -329,6 +353,37 @@ def advance(
     return application
 
 
+def update_mailing_address(
+    session: Session, actor: Actor, application_id: int, address: str
+) -> CardApplication:
+    """Change where an online application's card is mailed, until it has been mailed."""
+    _authorise(session, actor, Permission.CARDS_OPERATE, "card_application.address")
+    application = get_application(session, actor, application_id)
+    if Channel(application.channel) not in MAILED_CHANNELS:
+        raise IllegalApplicationStep("Only online applications are mailed")
+    if ApplicationStatus(application.status) not in (
+        ApplicationStatus.SUBMITTED,
+        ApplicationStatus.CHECKED,
+        ApplicationStatus.IN_PRODUCTION,
+    ):
+        raise IllegalApplicationStep("The card has already been mailed or handed over")
+    address = address.strip()
+    if not 6 <= len(address) <= 200:
+        raise InvalidInput(
+            "Give the full mailing address (6 to 200 characters)", field="mailing_address"
+        )
+    application.mailing_address = address
+    audit.record(
+        session,
+        actor,
+        "card_application.address",
+        object_type="card_application",
+        object_id=application.id,
+        region_code=application.region_code,
+    )
+    return application
+
+
 def _application_card(session: Session, application: CardApplication) -> Card:
     card = session.get(Card, application.card_id) if application.card_id else None
     if card is None:
@@ -468,9 +523,19 @@ def operate(
     mailing_address: str | None = None,
 ) -> OperationResult:
     """Run one counter operation of the lifecycle on a card; replacement and renewal also
-    open the application for the new card."""
-    audit.require(session, actor, Permission.CARDS_OPERATE, f"card.{operation.value}")
+    open the application for the new card. Residents may report their own card lost and
+    apply for a replacement by mail; nothing else."""
+    _authorise(session, actor, Permission.CARDS_OPERATE, f"card.{operation.value}")
     card = get_card(session, actor, card_id)
+    if actor.kind is ActorKind.RESIDENT and operation not in SELF_SERVICE_OPERATIONS:
+        raise audit.deny(
+            session,
+            actor,
+            f"card.{operation.value}",
+            reason="not a self-service operation",
+            object_type="card",
+            object_id=card.id,
+        )
     if operation in (Operation.ISSUE, Operation.COMPLETE_PRODUCTION):
         raise IllegalApplicationStep("Use the issue and production steps for this")
     if operation is Operation.EXPIRE_TEMPORARY_LOSS:
@@ -479,6 +544,13 @@ def operate(
         raise InvalidInput("Say why the card is cancelled", field="reason")
     if operation is Operation.ACTIVATE_BANK and not card.bank_account:
         raise InvalidInput("The card has no bank account recorded", field="bank_account")
+    if (
+        operation in (Operation.REPLACE, Operation.RENEW)
+        and channel in MAILED_CHANNELS
+        and not (mailing_address or "").strip()
+    ):
+        # Checked before the old card dies, so a refused request changes nothing.
+        raise InvalidInput("Online applications need a mailing address", field="mailing_address")
     _transition(session, actor, card, operation, reason=reason, outlet=outlet)
     if operation is Operation.CANCEL:
         # A card cancelled before it was issued takes its application with it.

@@ -80,6 +80,7 @@ def scope_prefix(region_code: str) -> str:
 
 class ActorKind(enum.StrEnum):
     STAFF = "staff"
+    RESIDENT = "resident"  # a card holder acting for themselves in the portal
     SYSTEM = "system"
     ANONYMOUS = "anonymous"
 
@@ -110,6 +111,31 @@ class Actor:
         )
 
     @classmethod
+    def resident(
+        cls,
+        resident_id: int,
+        name: str,
+        region_code: str,
+        *,
+        ip: str | None = None,
+        user_agent: str | None = None,
+        request_id: str | None = None,
+        session_id: int | None = None,
+    ) -> Actor:
+        """A resident acting on their own records only (no staff permission, no region)."""
+        return cls(
+            ActorKind.RESIDENT,
+            id=str(resident_id),
+            name=name,
+            role="resident",
+            region_code=region_code,
+            ip=ip,
+            user_agent=user_agent,
+            request_id=request_id,
+            session_id=session_id,
+        )
+
+    @classmethod
     def anonymous(
         cls, ip: str | None = None, user_agent: str | None = None, request_id: str | None = None
     ) -> Actor:
@@ -135,7 +161,10 @@ class Actor:
         return scope_prefix(self.region_code)
 
     def covers(self, region_code: str | None) -> bool:
-        """Whether a record registered in ``region_code`` is inside this actor's scope."""
+        """Whether a record registered in ``region_code`` is inside this actor's scope.
+        Residents have no region scope: services check they act on their own records."""
+        if self.kind is ActorKind.RESIDENT:
+            return False
         if region_code is None:
             return self.scope == ""
         return region_code.startswith(self.scope)
