@@ -14,16 +14,30 @@ from yikatong.kit.actor import Actor
 _rng = random.Random(2026)
 
 
-def issued_card(session: Session, clerk: Actor, resident_id: int, *, active: bool = False,
-                bank_activated: bool = False) -> Card:
+def issued_card(
+    session: Session,
+    clerk: Actor,
+    resident_id: int,
+    *,
+    active: bool = False,
+    bank_activated: bool = False,
+) -> Card:
     application = cards.apply(session, clerk, resident_id=resident_id, channel=Channel.COUNTER)
-    for step in (ApplicationStatus.CHECKED, ApplicationStatus.IN_PRODUCTION,
-                 ApplicationStatus.READY):
+    for step in (
+        ApplicationStatus.CHECKED,
+        ApplicationStatus.IN_PRODUCTION,
+        ApplicationStatus.READY,
+    ):
         cards.advance(session, clerk, application.id, step)
     assert application.card_id is not None
     bank = COOPERATING_BANKS[0]
-    card = cards.issue_card(session, clerk, application.card_id, bank_code=bank.code,
-                            bank_account=demo_account_number(bank, _rng))
+    card = cards.issue_card(
+        session,
+        clerk,
+        application.card_id,
+        bank_code=bank.code,
+        bank_account=demo_account_number(bank, _rng),
+    )
     if active:
         cards.operate(session, clerk, card.id, cards.Operation.ACTIVATE_SOCIAL_SECURITY)
     if bank_activated:

@@ -10,6 +10,7 @@ service flushed before raising it.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -63,6 +64,9 @@ class Base(DeclarativeBase):
     type_annotation_map = {dt.datetime: UTCDateTime()}  # noqa: RUF012
 
 
+SQLITE_WRITER_TIMEOUT_S = 10
+
+
 def _configure_sqlite(engine: Engine) -> None:
     """Let SQLAlchemy, not pysqlite, decide where transactions begin (savepoints then work).
 
@@ -82,9 +86,31 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=5000")
         cursor.close()
 
+    # SQLite's busy handler waits with growing sleeps (up to 100 ms each), so 30 concurrent
+    # requests queueing for the write lock would take seconds. An in-process lock taken at
+    # BEGIN and released at COMMIT/ROLLBACK queues them instead and wakes the next one at
+    # once. The lock belongs to the connection, not the thread: FastAPI may run a request's
+    # query and its commit on different worker threads. (The embedded engine serves one
+    # process; PostgreSQL needs none of this.)
+    writer = threading.Lock()
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if not writer.acquire(timeout=SQLITE_WRITER_TIMEOUT_S):
+            raise TimeoutError("the database stayed busy; try again")
+        connection.info["yikatong_writer"] = True
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            connection.info.pop("yikatong_writer", None)
+            writer.release()
+            raise
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _on_end(connection: Any) -> None:
+        if connection.info.pop("yikatong_writer", False):
+            writer.release()
 
 
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:

@@ -118,6 +118,46 @@ def require_staff(actor: Annotated[Actor | None, Depends(optional_staff)]) -> Ac
 StaffActor = Annotated[Actor, Depends(require_staff)]
 
 
+PORTAL_COOKIE = "yk_portal"
+
+
+@dataclass(frozen=True)
+class PortalUser:
+    """What portal pages know of the signed-in resident (the name masked by default)."""
+
+    actor: Actor
+    resident_id: int
+    masked_name: str
+    session_row_id: int
+
+
+def optional_resident(request: Request, session: DbSession) -> Actor | None:
+    """The resident behind the portal cookie, or None."""
+    from yikatong.portal import service as portal_service
+
+    token = request.cookies.get(PORTAL_COOKIE)
+    if not token:
+        return None
+    try:
+        row, resident = portal_service.resolve(session, token)
+    except portal_service.PortalSessionExpired:
+        return None
+    actor = portal_service.actor_for(resident, row, request_actor(request))
+    request.state.portal_user = PortalUser(actor, resident.id, actor.name, row.id)
+    return actor
+
+
+def require_resident(actor: Annotated[Actor | None, Depends(optional_resident)]) -> Actor:
+    if actor is None:
+        from yikatong.portal.service import PortalSessionExpired
+
+        raise PortalSessionExpired("Please log in to the resident portal")
+    return actor
+
+
+ResidentActor = Annotated[Actor, Depends(require_resident)]
+
+
 # --- CSRF: signed double submit. The browser holds a random nonce in an HttpOnly cookie; forms
 # carry HMAC-SM3(secret, nonce). A foreign site can make the browser send the cookie but cannot
 # read the page to learn the token.

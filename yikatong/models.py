@@ -12,6 +12,7 @@ from yikatong.cards.models import (
     CardEvent,
 )
 from yikatong.db import Base
+from yikatong.portal.models import ResidentAccount, ResidentSession
 from yikatong.residents.models import Resident, ResidentCategory
 from yikatong.staff.models import StaffMember, StaffSession
 
@@ -27,11 +28,15 @@ __all__ = [
     "CardCounter",
     "CardEvent",
     "Resident",
+    "ResidentAccount",
     "ResidentCategory",
+    "ResidentSession",
     "StaffMember",
     "StaffSession",
 ]
 
 # Services that subscribe to domain events (yikatong.kit.events) register their handlers on
 # import; importing them here gives the app, the CLI and the tests the full set.
-import yikatong.cards.service  # noqa: F401
+import yikatong.cards.service
+import yikatong.ecard.models
+import yikatong.ecard.service  # noqa: F401 - the e-card follows card events

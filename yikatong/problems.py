@@ -100,8 +100,11 @@ def problem(
 
 
 def _login_redirect(request: Request) -> Response:
-    target = "/staff/login?next=" + quote(
-        request.url.path + ("?" + request.url.query if request.url.query else "")
+    login_page = "/portal/login" if request.url.path.startswith("/portal") else "/staff/login"
+    target = (
+        login_page
+        + "?next="
+        + quote(request.url.path + ("?" + request.url.query if request.url.query else ""))
     )
     if request.headers.get("hx-request") == "true":
         return Response(status_code=204, headers={"HX-Redirect": target})
@@ -114,7 +117,7 @@ async def on_domain_error(request: Request, exc: Exception) -> Response:
         isinstance(exc, AuthenticationRequired)
         and not is_api(request)
         and request.method == "GET"
-        and not request.url.path.startswith("/staff/login")
+        and not request.url.path.startswith(("/staff/login", "/portal/login"))
     ):
         return _login_redirect(request)
     headers = {"WWW-Authenticate": 'Cookie realm="yikatong"'} if exc.status == 401 else None

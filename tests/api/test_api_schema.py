@@ -48,6 +48,9 @@ from yikatong.reference.idnumber import make_id_number
 PUBLIC = frozenset(
     {
         "GET /api/v1/health",
+        "GET /api/v1/ecard/keys",
+        "GET /api/v1/blacklist",
+        "GET /api/v1/cards/lifecycle",
         "POST /api/v1/auth/login",
         "GET /api/v1/reference/regions",
         "GET /api/v1/reference/regions/{code}",
@@ -270,10 +273,13 @@ def _label(case: ApiCase) -> str:
 
 
 def _refused_before_login(status: int, body: dict[str, Any]) -> bool:
-    """Requests the edge refuses before any dependency runs: unparsable bodies, and control
-    characters in the URL (``invalid_characters``). Neither reveals anything."""
+    """Requests the edge refuses before any dependency runs: unparsable bodies, control
+    characters in the URL (``invalid_characters``) and paths no route matches. None of them
+    reveals anything."""
     if status == 400 and body.get("code") == "invalid_characters":
         return True
+    if status == 404 and body.get("detail") == "Not Found":
+        return True  # no route: an id that is not a number never reaches an endpoint
     if status == 400:
         return bool(body["detail"] == "There was an error parsing the body")
     return status == 422 and body["errors"][0]["message"] == "JSON decode error"

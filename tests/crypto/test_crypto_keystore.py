@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import datetime as dt
 import json
 import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -453,3 +455,146 @@ def test_corrupt_dev_master_key_file_is_refused(keystore_dir: Path) -> None:
     (keystore_dir / DEV_MASTER_KEY_FILE).write_text("not hex")
     with pytest.raises(KeyStoreError, match="corrupt"):
         KeyRing.load()
+
+
+# --- versioned platform signing keys ----------------------------------------------------------
+
+
+def test_a_ring_without_signing_key_versions_has_one_key(keystore_dir: Path) -> None:
+    ring = KeyRing.load()
+    assert "signing_keys" not in read_ring(keystore_dir)  # the format older rings have
+    [key] = ring.signing_keys
+    assert key.version == 1
+    assert key.state() == "active"
+    assert key.retired_at is None
+    assert key.public_key == ring.platform_signing_key.public_key()
+    assert ring.active_signing_key() == (1, ring.platform_signing_key)
+    assert [entry["version"] for entry in ring.status()["signing_keys"]] == [1]
+
+
+def test_signing_key_rotation(keystore_dir: Path) -> None:
+    ring = KeyRing.load()
+    first = ring.platform_signing_key
+    assert ring.rotate_signing_key() == 2
+    second = ring.platform_signing_key
+    assert second.to_bytes() != first.to_bytes()
+    assert ring.active_signing_key()[0] == 2
+    old, new = ring.signing_keys
+    assert old.state() == "retired"
+    assert old.retired_at == new.not_before
+    assert new.state() == "active"
+
+    # The legacy slot keeps version 1, so the list and the slot agree.
+    document = read_ring(keystore_dir)
+    assert [entry["version"] for entry in document["signing_keys"]] == [1, 2]  # type: ignore[index]
+    reloaded = KeyRing.load()
+    assert reloaded.active_signing_key()[1].to_bytes() == second.to_bytes()
+    assert [k.public_key for k in reloaded.signing_keys] == [
+        first.public_key(),
+        second.public_key(),
+    ]
+    # Data keys are untouched by a signing-key rotation.
+    assert reloaded.versions == [1]
+
+
+def test_scheduled_signing_key_takes_over_at_its_time(keystore_dir: Path) -> None:
+    ring = KeyRing.load()
+    now = dt.datetime.now(dt.UTC)
+    takeover = now + dt.timedelta(hours=2)
+    ring.rotate_signing_key(takeover)
+    assert ring.active_signing_key()[0] == 1
+    assert ring.active_signing_key(takeover + dt.timedelta(seconds=1))[0] == 2
+    assert [k.state(now) for k in ring.signing_keys] == ["active", "pending"]
+    with pytest.raises(KeyStoreError, match="pending"):
+        ring.rotate_signing_key()
+    with pytest.raises(ValueError, match="timezone"):
+        ring.rotate_signing_key(dt.datetime(2030, 1, 1))  # noqa: DTZ001 - the point of the test
+    ring.revoke_signing_key(2)  # cancels the scheduled rotation
+    assert ring.active_signing_key(takeover + dt.timedelta(seconds=1))[0] == 1
+    assert ring.rotate_signing_key() == 3
+
+
+def test_the_signing_key_in_force_cannot_be_revoked(keystore_dir: Path) -> None:
+    ring = KeyRing.load()
+    with pytest.raises(KeyStoreError, match="in force"):
+        ring.revoke_signing_key(1)
+    ring.rotate_signing_key()
+    ring.revoke_signing_key(1)
+    with pytest.raises(KeyStoreError, match="already revoked"):
+        ring.revoke_signing_key(1)
+    with pytest.raises(KeyStoreError, match="no signing key version 9"):
+        ring.revoke_signing_key(9)
+    assert [k.state() for k in KeyRing.load().signing_keys] == ["revoked", "active"]
+
+
+def test_rewrap_keeps_every_signing_key(keystore_dir: Path) -> None:
+    ring = KeyRing.load()
+    ring.rotate_signing_key()
+    before = [k.public_key for k in ring.signing_keys]
+    ring.rewrap(generate_master_key())
+    reloaded = KeyRing.load()
+    assert [k.public_key for k in reloaded.signing_keys] == before
+    assert reloaded.active_signing_key()[0] == 2
+
+
+def test_signing_key_entries_are_bound_to_their_version(keystore_dir: Path) -> None:
+    KeyRing.load().rotate_signing_key()
+    document = read_ring(keystore_dir)
+    entries = document["signing_keys"]
+    entries[0]["wrapped"], entries[1]["wrapped"] = (  # type: ignore[index]
+        entries[1]["wrapped"],  # type: ignore[index]
+        entries[0]["wrapped"],  # type: ignore[index]
+    )
+    write_ring(keystore_dir, document, reseal=True)
+    with pytest.raises(KeyStoreError, match="cannot unwrap the signing key v1"):
+        KeyRing.load()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["signing_keys"].pop(0), "v1 is missing"),
+        (lambda d: d["signing_keys"].append(dict(d["signing_keys"][1])), "appears twice"),
+        (lambda d: d["signing_keys"][1].update(not_before="2000-01-01T00:00:00+00:00"), "order"),
+        (lambda d: d["signing_keys"][1].update(not_before="yesterday"), "ISO 8601"),
+        (lambda d: d["signing_keys"][1].update(created_at="2030-01-01T00:00:00"), "ISO 8601"),
+        (lambda d: d["signing_keys"][0].update(version=0), "bad signing key version"),
+        (lambda d: d.update(signing_keys=[]), "no signing keys"),
+        (
+            lambda d: [e.update(revoked_at="2030-01-01T00:00:00+00:00") for e in d["signing_keys"]],
+            "every signing key is revoked",
+        ),
+        (lambda d: d.update(platform_signing_key=_wrapped_v2_under_legacy_aad(d)), "differs"),
+    ],
+    ids=[
+        "missing-v1",
+        "twice",
+        "order",
+        "bad-time",
+        "naive-time",
+        "version",
+        "empty",
+        "all-revoked",
+        "legacy-slot",
+    ],
+)
+def test_sealed_but_inconsistent_signing_keys_are_refused(
+    keystore_dir: Path, edit: Callable[[dict[str, Any]], object], message: str
+) -> None:
+    KeyRing.load().rotate_signing_key()
+    document = read_ring(keystore_dir)
+    edit(document)
+    write_ring(keystore_dir, document, reseal=True)
+    with pytest.raises(KeyStoreError, match=message):
+        KeyRing.load()
+
+
+def _wrapped_v2_under_legacy_aad(document: dict[str, Any]) -> str:
+    """Version 2's key wrapped for the legacy slot: unwraps fine, but is not version 1."""
+    from yikatong.crypto.sm4 import SM4GCM
+
+    master = SM4GCM(master_of(keystore.get_settings().keystore_path))
+    scalar = master.decrypt(
+        bytes.fromhex(document["signing_keys"][1]["wrapped"]), b"yikatong:platform-signing-key:v2"
+    )
+    return master.encrypt(scalar, b"yikatong:platform-signing-key").hex()

@@ -11,6 +11,7 @@ from yikatong.audit.api import router as audit_router
 from yikatong.cards.api import blacklist_router
 from yikatong.cards.api import router as cards_router
 from yikatong.deps import DbSession
+from yikatong.ecard.api import router as ecard_router
 from yikatong.problems import PROBLEM_RESPONSES
 from yikatong.reference.api import router as reference_router
 from yikatong.residents.api import router as residents_router
@@ -48,3 +49,4 @@ api_router.include_router(residents_router, prefix="/residents")
 api_router.include_router(cards_router, prefix="/cards")
 api_router.include_router(blacklist_router, prefix="/blacklist")
 api_router.include_router(reference_router, prefix="/reference", tags=["reference"])
+api_router.include_router(ecard_router, prefix="/ecard")

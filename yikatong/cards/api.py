@@ -60,7 +60,7 @@ def apply(body: ApplicationCreate, session: DbSession, actor: StaffActor) -> App
     return _application_out(session, application.id, actor)
 
 
-@router.get("/applications/{application_id}", response_model=ApplicationOut)
+@router.get("/applications/{application_id:int}", response_model=ApplicationOut)
 def read_application(
     application_id: RowId, session: DbSession, actor: StaffActor
 ) -> ApplicationOut:
@@ -68,7 +68,7 @@ def read_application(
     return _application_out(session, application_id, actor)
 
 
-@router.get("/residents/{resident_id}", response_model=list[CardOut])
+@router.get("/residents/{resident_id:int}", response_model=list[CardOut])
 def cards_of_resident(resident_id: RowId, session: DbSession, actor: StaffActor) -> list[CardOut]:
     """Every card a resident has had, newest first, with their event trails."""
     return [
@@ -79,7 +79,7 @@ def cards_of_resident(resident_id: RowId, session: DbSession, actor: StaffActor)
 
 
 @router.post(
-    "/applications/{application_id}/steps", response_model=ApplicationOut, dependencies=CSRF
+    "/applications/{application_id:int}/steps", response_model=ApplicationOut, dependencies=CSRF
 )
 def advance(
     application_id: RowId, body: ApplicationStep, session: DbSession, actor: StaffActor
@@ -108,13 +108,13 @@ def lifecycle() -> list[TransitionOut]:
     ]
 
 
-@router.get("/{card_id}", response_model=CardOut)
+@router.get("/{card_id:int}", response_model=CardOut)
 def read_card(card_id: RowId, session: DbSession, actor: StaffActor) -> CardOut:
     """One card with its state, allowed operations and event trail."""
     return _card_out(session, card_id, actor)
 
 
-@router.post("/{card_id}/issue", response_model=CardOut, dependencies=CSRF)
+@router.post("/{card_id:int}/issue", response_model=CardOut, dependencies=CSRF)
 def issue(card_id: RowId, body: IssueIn, session: DbSession, actor: StaffActor) -> CardOut:
     """Hand a ready card to its holder (发卡), recording the bank account."""
     service.issue_card(
@@ -129,7 +129,7 @@ def issue(card_id: RowId, body: IssueIn, session: DbSession, actor: StaffActor) 
     return _card_out(session, card_id, actor)
 
 
-@router.post("/{card_id}/operations", response_model=OperationOut, dependencies=CSRF)
+@router.post("/{card_id:int}/operations", response_model=OperationOut, dependencies=CSRF)
 def operate(
     card_id: RowId, body: OperationIn, session: DbSession, actor: StaffActor
 ) -> OperationOut:

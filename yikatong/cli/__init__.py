@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 import yikatong.models  # noqa: F401 - every table and event handler registered
-from yikatong.cli import audit, cards, db, demo, keys, serve, staff
+from yikatong.cli import audit, cards, db, demo, ecard, keys, residents, serve, staff
 
 app = typer.Typer(
     name="yikatong",
@@ -19,6 +19,8 @@ app.add_typer(staff.app, name="staff")
 app.add_typer(audit.app, name="audit")
 app.add_typer(cards.app, name="cards")
 app.add_typer(keys.app, name="keys")
+app.add_typer(residents.app, name="residents")
+app.add_typer(ecard.app, name="ecard")
 app.command("serve")(serve.serve)
 
 

@@ -7,12 +7,21 @@ Layout of ``<keystore_path>/keyring.json`` (format 1)::
      "data_keys": [{"version": 1, "wrapped": "<hex>", "created_at": "<ISO 8601>",
                     "state": "active" | "retired"}, ...],
      "index_key": "<hex>", "platform_signing_key": "<hex>", "card_master_key": "<hex>",
+     "signing_keys": [{"version": 1, "wrapped": "<hex>", "created_at": "<ISO 8601>",
+                       "not_before": "<ISO 8601>", "revoked_at": null | "<ISO 8601>"}, ...],
      "mac": "<hex HMAC-SM3 over everything above>"}
 
 Every wrapped value is SM4-GCM under the master key with associated data naming it
 (``yikatong:data-key:v3``, ``yikatong:index-key`` ...), so a blob copied into another slot fails
 to unwrap. The ``mac`` protects the clear metadata (versions, states, dates) against edits: its key
 is derived from the master key, so only a holder of the master key can produce a valid ring.
+
+Platform signing keys are versioned (the version is the key id that e-card QR codes and other
+signed documents carry). The key in force at a moment is the newest unrevoked one whose
+``not_before`` has passed, so a rotation can be scheduled ahead: offline terminals fetch the new
+public key before codes signed with it appear. ``platform_signing_key`` keeps holding version 1
+(older rings have only that slot and no ``signing_keys`` list; they load as a ring with one
+signing key, version 1, and the list is written at the first signing-key rotation).
 
 The master key (16 bytes) comes from ``YIKATONG_MASTER_KEY`` (32 hex digits). Outside production a
 missing master key is generated once into ``<keystore_path>/dev-master.key`` (mode 0600) together
@@ -26,16 +35,18 @@ import contextlib
 import copy
 import datetime as dt
 import fcntl
+import itertools
 import json
 import os
 import tempfile
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from yikatong.crypto.errors import DecryptionError, KeyStoreError
-from yikatong.crypto.sm2 import SM2PrivateKey
+from yikatong.crypto.sm2 import SM2PrivateKey, SM2PublicKey
 from yikatong.crypto.sm3 import hmac_sm3, hmac_sm3_verify, sm3, sm3_hex
 from yikatong.crypto.sm4 import KEY_SIZE, SM4GCM
 from yikatong.settings import Settings, get_settings
@@ -46,10 +57,13 @@ DEV_MASTER_KEY_FILE = "dev-master.key"
 DEV_SECRET_KEY_FILE = "dev-secret.key"  # noqa: S105 - a file name, not a secret
 LOCK_FILE = ".keyring.lock"
 MAX_DATA_KEY_VERSION = 0xFFFF  # field ciphertexts carry the version in two bytes
+MAX_SIGNING_KEY_VERSION = 0xFFFF  # signed documents carry the key id in two bytes
 DEV_SECRET_KEY_SIZE = 32
 
 ACTIVE = "active"
 RETIRED = "retired"
+PENDING = "pending"
+REVOKED = "revoked"
 
 _INIT_HINT = "run `yikatong keys init` with YIKATONG_MASTER_KEY set to create the key ring"
 _INDEX_KEY_AAD = b"yikatong:index-key"
@@ -61,6 +75,33 @@ _BLIND_INDEX_LABEL = b"blind-index:"
 
 def _data_key_aad(version: int) -> bytes:
     return b"yikatong:data-key:v%d" % version
+
+
+def _signing_key_aad(version: int) -> bytes:
+    return b"yikatong:platform-signing-key:v%d" % version
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """Public facts of one platform signing key version (no private material)."""
+
+    version: int
+    public_key: SM2PublicKey
+    created_at: dt.datetime
+    not_before: dt.datetime  # signs from this moment on
+    retired_at: dt.datetime | None  # when a newer key took over (may lie in the future)
+    revoked_at: dt.datetime | None
+
+    def state(self, now: dt.datetime | None = None) -> str:
+        """``revoked``, ``pending`` (not yet signing), ``active`` or ``retired`` at ``now``."""
+        moment = now or dt.datetime.now(dt.UTC)
+        if self.revoked_at is not None:
+            return REVOKED
+        if self.not_before > moment:
+            return PENDING
+        if self.retired_at is not None and self.retired_at <= moment:
+            return RETIRED
+        return ACTIVE
 
 
 def master_key_id(master_key: bytes) -> str:
@@ -273,6 +314,81 @@ def _unwrap(master: SM4GCM, wrapped: Any, aad: bytes, what: str) -> bytes:
         raise KeyStoreError(f"cannot unwrap the {what}: the key ring was altered") from None
 
 
+def _parse_time(value: Any, what: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise _malformed(f"{what} is not an ISO 8601 time with a zone")
+    return moment.astimezone(dt.UTC)
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
+def _signing_entries(document: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The ``signing_keys`` list, or None for a ring written before signing keys had versions."""
+    entries = document.get("signing_keys")
+    if entries is None:
+        return None
+    if not isinstance(entries, list) or not entries:
+        raise _malformed("no signing keys")
+    return entries
+
+
+def _legacy_created_at(document: dict[str, Any]) -> dt.datetime:
+    # The one signing key of an older ring was made with the ring, like data key v1.
+    first = min(document["data_keys"], key=lambda entry: entry["version"])
+    return _parse_time(first.get("created_at"), "data key creation time")
+
+
+@dataclass(frozen=True)
+class _Signer:
+    version: int
+    key: SM2PrivateKey
+    created_at: dt.datetime
+    not_before: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+def _load_signers(
+    master: SM4GCM, document: dict[str, Any], legacy_scalar: bytes
+) -> dict[int, _Signer]:
+    entries = _signing_entries(document)
+    if entries is None:
+        created = _legacy_created_at(document)
+        return {1: _Signer(1, SM2PrivateKey.from_bytes(legacy_scalar), created, created, None)}
+    signers: dict[int, _Signer] = {}
+    for entry in entries:
+        version = entry.get("version") if isinstance(entry, dict) else None
+        if type(version) is not int or not 0 < version <= MAX_SIGNING_KEY_VERSION:
+            raise _malformed(f"bad signing key version {version!r}")
+        if version in signers:
+            raise _malformed(f"signing key version {version} appears twice")
+        what = f"signing key v{version}"
+        scalar = _unwrap(master, entry.get("wrapped"), _signing_key_aad(version), what)
+        if version == 1 and scalar != legacy_scalar:
+            raise _malformed("signing key v1 differs from platform_signing_key")
+        revoked = entry.get("revoked_at")
+        signers[version] = _Signer(
+            version,
+            SM2PrivateKey.from_bytes(scalar),
+            _parse_time(entry.get("created_at"), f"{what} created_at"),
+            _parse_time(entry.get("not_before"), f"{what} not_before"),
+            None if revoked is None else _parse_time(revoked, f"{what} revoked_at"),
+        )
+    if 1 not in signers:
+        raise _malformed("signing key v1 is missing")
+    usable = [signers[v] for v in sorted(signers) if signers[v].revoked_at is None]
+    if not usable:
+        raise _malformed("every signing key is revoked")
+    if any(a.not_before > b.not_before for a, b in itertools.pairwise(usable)):
+        raise _malformed("signing keys must take over in version order")
+    return signers
+
+
 class KeyRing:
     """The process's key material, unwrapped once from ``keyring.json``.
 
@@ -337,6 +453,7 @@ class KeyRing:
             _SIGNING_KEY_AAD,
             "platform signing key",
         )
+        signers = _load_signers(master, document, signing_scalar)
         card_master_key = _unwrap(
             master, document.get("card_master_key"), _CARD_MASTER_KEY_AAD, "card master key"
         )
@@ -349,7 +466,13 @@ class KeyRing:
         self._aeads = aeads
         self._active = (active[0], aeads[active[0]])
         self._index_key = index_key
-        self._signing_key = SM2PrivateKey.from_bytes(signing_scalar)
+        self._signers = signers
+        # Newest first, revoked keys left out: the first whose not_before has passed signs.
+        self._signing_schedule = tuple(
+            (s.not_before.timestamp(), s.version, s.key)
+            for s in sorted(signers.values(), key=lambda s: -s.version)
+            if s.revoked_at is None
+        )
         self._card_master_key = card_master_key
 
     @classmethod
@@ -468,8 +591,35 @@ class KeyRing:
 
     @property
     def platform_signing_key(self) -> SM2PrivateKey:
-        """The platform's SM2 key that signs certificates, receipts and audit checkpoints."""
-        return self._signing_key
+        """The platform's SM2 key in force now (QR codes, blacklists, receipts, checkpoints)."""
+        return self.active_signing_key()[1]
+
+    def active_signing_key(self, now: dt.datetime | None = None) -> tuple[int, SM2PrivateKey]:
+        """The version (key id) and key in force at ``now``, read together."""
+        moment = (now or dt.datetime.now(dt.UTC)).timestamp()
+        for not_before, version, key in self._signing_schedule:
+            if not_before <= moment:
+                return version, key
+        raise KeyStoreError("no platform signing key is in force yet")
+
+    @property
+    def signing_keys(self) -> list[SigningKey]:
+        """Every signing key version with its dates, oldest first (public halves only)."""
+        ordered = [self._signers[v] for v in sorted(self._signers)]
+        result = []
+        for index, signer in enumerate(ordered):
+            successor = next((s for s in ordered[index + 1 :] if s.revoked_at is None), None)
+            result.append(
+                SigningKey(
+                    version=signer.version,
+                    public_key=signer.key.public_key(),
+                    created_at=signer.created_at,
+                    not_before=signer.not_before,
+                    retired_at=successor.not_before if successor else None,
+                    revoked_at=signer.revoked_at,
+                )
+            )
+        return result
 
     @property
     def card_master_key(self) -> bytes:
@@ -491,7 +641,19 @@ class KeyRing:
                 }
                 for entry in sorted(self._document["data_keys"], key=lambda e: e["version"])
             ],
-            "platform_public_key_fingerprint": self._signing_key.public_key().fingerprint(),
+            "platform_public_key_fingerprint": self.platform_signing_key.public_key().fingerprint(),
+            "signing_keys": [
+                {
+                    "version": key.version,
+                    "state": key.state(),
+                    "created_at": _iso(key.created_at),
+                    "not_before": _iso(key.not_before),
+                    "retired_at": _iso(key.retired_at) if key.retired_at else None,
+                    "revoked_at": _iso(key.revoked_at) if key.revoked_at else None,
+                    "public_key_fingerprint": key.public_key.fingerprint(),
+                }
+                for key in self.signing_keys
+            ],
         }
 
     def __repr__(self) -> str:
@@ -545,6 +707,92 @@ class KeyRing:
             self._install(self._master_key, document, disk_bytes)
             return version
 
+    def _signing_document(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """A copy of the document with the ``signing_keys`` list written out."""
+        document = copy.deepcopy(self._document)
+        entries = _signing_entries(document)
+        if entries is None:
+            first = self._signers[1]
+            entries = [
+                {
+                    "version": 1,
+                    "wrapped": _wrap(
+                        SM4GCM(self._master_key), first.key.to_bytes(), _signing_key_aad(1)
+                    ),
+                    "created_at": _iso(first.created_at),
+                    "not_before": _iso(first.not_before),
+                    "revoked_at": None,
+                }
+            ]
+            document["signing_keys"] = entries
+        return document, entries
+
+    def rotate_signing_key(self, not_before: dt.datetime | None = None) -> int:
+        """Add a new platform signing key that takes over at ``not_before`` (default now).
+
+        The previous key keeps verifying: what it signed stays valid until it expires, and
+        verifiers keep its public key published for a grace period after ``not_before``. Schedule
+        the take-over ahead when offline terminals must fetch the new public key first; only one
+        key may be pending at a time. Other processes see the new key once they reload.
+        """
+        with self._write_lock:
+            now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+            if not_before is None:
+                start = now
+            elif not_before.tzinfo is None:
+                raise ValueError("not_before must be timezone-aware")
+            else:
+                start = max(not_before.astimezone(dt.UTC).replace(microsecond=0), now)
+            pending = [s for s in self._signers.values() if s.revoked_at is None]
+            latest = max(pending, key=lambda s: s.version)
+            if latest.not_before > now:
+                raise KeyStoreError(
+                    f"signing key v{latest.version} is still pending until "
+                    f"{_iso(latest.not_before)}; revoke it or wait"
+                )
+            version = max(self._signers) + 1
+            if version > MAX_SIGNING_KEY_VERSION:
+                raise KeyStoreError("signing key versions exhausted")
+            document, entries = self._signing_document()
+            entries.append(
+                {
+                    "version": version,
+                    "wrapped": _wrap(
+                        SM4GCM(self._master_key),
+                        SM2PrivateKey.generate().to_bytes(),
+                        _signing_key_aad(version),
+                    ),
+                    "created_at": _iso(now),
+                    "not_before": _iso(start),
+                    "revoked_at": None,
+                }
+            )
+            disk_bytes = self._write(document, self._master_key)
+            self._install(self._master_key, document, disk_bytes)
+            return version
+
+    def revoke_signing_key(self, version: int) -> None:
+        """Withdraw a retired or pending signing key at once (compromise, cancelled rotation).
+
+        The key in force cannot be revoked: rotate first, then revoke the old one.
+        """
+        with self._write_lock:
+            signer = self._signers.get(version)
+            if signer is None:
+                raise KeyStoreError(f"no signing key version {version} in the key ring")
+            if signer.revoked_at is not None:
+                raise KeyStoreError(f"signing key v{version} is already revoked")
+            if self.active_signing_key()[0] == version:
+                raise KeyStoreError(
+                    f"signing key v{version} is in force; rotate to a new key before revoking it"
+                )
+            document, entries = self._signing_document()
+            for entry in entries:
+                if entry["version"] == version:
+                    entry["revoked_at"] = _now_iso()
+            disk_bytes = self._write(document, self._master_key)
+            self._install(self._master_key, document, disk_bytes)
+
     def rewrap(self, new_master_key: bytes) -> None:
         """Re-encrypt every key under ``new_master_key`` (master-key rotation).
 
@@ -567,8 +815,13 @@ class KeyRing:
                 )
             document["index_key"] = _wrap(new_master, self._index_key, _INDEX_KEY_AAD)
             document["platform_signing_key"] = _wrap(
-                new_master, self._signing_key.to_bytes(), _SIGNING_KEY_AAD
+                new_master, self._signers[1].key.to_bytes(), _SIGNING_KEY_AAD
             )
+            for entry in _signing_entries(document) or []:
+                version = entry["version"]
+                entry["wrapped"] = _wrap(
+                    new_master, self._signers[version].key.to_bytes(), _signing_key_aad(version)
+                )
             document["card_master_key"] = _wrap(
                 new_master, self._card_master_key, _CARD_MASTER_KEY_AAD
             )

@@ -6,8 +6,8 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy.orm import Session, selectinload
 
 from yikatong.crypto.fields import blind_index
 from yikatong.db import utcnow
@@ -148,3 +148,60 @@ def find_by_id_number(session: Session, id_number: str) -> Resident | None:
 
 def exists_any(session: Session) -> bool:
     return session.scalar(select(Resident.id).limit(1)) is not None
+
+
+def registered_id_number(session: Session, index: bytes) -> tuple[int, str] | None:
+    """(id, county) of the resident whose ID number has blind index ``index``, if any."""
+    row = session.execute(
+        select(Resident.id, Resident.region_code).where(Resident.id_number_index == index)
+    ).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+def existing_id_number_indexes(session: Session, indexes: Sequence[bytes]) -> set[bytes]:
+    """Which of ``indexes`` are already registered (one query per call; callers batch)."""
+    if not indexes:
+        return set()
+    found = session.scalars(
+        select(Resident.id_number_index).where(Resident.id_number_index.in_(indexes))
+    )
+    return set(found)
+
+
+def lock_resident(session: Session, resident_id: int) -> Resident | None:
+    """The resident row, locked until the transaction ends (PostgreSQL ``FOR UPDATE``; SQLite
+    transactions already hold the write lock), so checks and changes cannot interleave."""
+    return session.get(Resident, resident_id, with_for_update=True)
+
+
+def residents_after(
+    session: Session,
+    *,
+    scope: str,
+    status: ResidentStatus | None,
+    after_id: int,
+    limit: int,
+) -> list[Resident]:
+    """Up to ``limit`` residents with an id above ``after_id``, in id order (keyset paging
+    stays fast at any depth, unlike OFFSET)."""
+    query = (
+        select(Resident)
+        .options(selectinload(Resident.categories))
+        .where(Resident.id > after_id, Resident.region_code.startswith(scope, autoescape=True))
+        .order_by(Resident.id)
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(Resident.status == status.value)
+    return list(session.scalars(query))
+
+
+def count_residents(session: Session, *, scope: str, status: ResidentStatus | None) -> int:
+    query = (
+        select(func.count())
+        .select_from(Resident)
+        .where(Resident.region_code.startswith(scope, autoescape=True))
+    )
+    if status is not None:
+        query = query.where(Resident.status == status.value)
+    return session.scalar(query) or 0

@@ -8,6 +8,7 @@ from fastapi.responses import Response
 from yikatong.audit.views import router as audit_views
 from yikatong.cards.views import router as cards_views
 from yikatong.errors import PROBLEM_TYPES, NotFound
+from yikatong.portal.views import router as portal_views
 from yikatong.residents.views import router as residents_views
 from yikatong.staff.views import router as staff_views
 from yikatong.web.pages import router as pages_router
@@ -45,5 +46,6 @@ for router in (
     residents_views,
     cards_views,
     audit_views,
+    portal_views,
 ):
     web_router.include_router(router)
