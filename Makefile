@@ -61,6 +61,9 @@ bench: install-dev
 	$(BIN)/python -m bench.crypto_bench
 	$(BIN)/python -m bench.fields_bench
 	$(BIN)/python -m bench.seed_bench
+	$(BIN)/python -m bench.qr_bench
+	$(BIN)/python -m bench.verify_http_bench
+	$(BIN)/python -m bench.registry_bench --residents 100000
 
 ## make messages: extract translatable strings and merge them into the zh_CN catalogue
 messages: install-dev
