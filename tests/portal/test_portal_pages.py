@@ -126,3 +126,20 @@ def test_portal_requires_login(client: TestClient) -> None:
     res = client.get("/portal", follow_redirects=False)
     assert res.status_code == 303
     assert res.headers["location"].startswith("/portal/login?next=/portal")
+
+
+def test_code_panel_explains_a_lost_card(client: TestClient, session: Session, holder) -> None:  # type: ignore[no-untyped-def]
+    resident, card = holder
+    _register(client, resident, card)
+    _login(client, resident)
+    page = client.get("/portal/ecard")
+    client.post(
+        "/portal/ecard",
+        data={"csrf_token": csrf_from(page.text), "password": "582947", "password_again": "582947"},
+    )
+    home = client.get("/portal")
+    client.post("/portal/card/loss", data={"csrf_token": csrf_from(home.text)})
+    fragment = client.get("/portal/ecard/code?purpose=identity", headers={"HX-Request": "true"})
+    assert fragment.status_code == 409
+    assert "<svg" not in fragment.text
+    assert 'role="alert"' in fragment.text

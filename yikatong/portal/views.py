@@ -372,7 +372,16 @@ def ecard_code(
     row = _session_row(session, request)
     if chosen is Purpose.PAYMENT and not (row and service.payment_unlocked(row)):
         return render(request, "portal/_code.html", {"code": None, "locked": True})
-    issued = ecard.issue_code(session, actor, int(actor.id), chosen)
+    try:
+        issued = ecard.issue_code(session, actor, int(actor.id), chosen)
+    except YikatongError as exc:
+        # E.g. the card was just reported lost: say so where the code would have been.
+        return render(
+            request,
+            "portal/_code.html",
+            {"code": None, "locked": False, "error": exc},
+            status_code=exc.status,
+        )
     qr = segno.make(issued.text, error="m")
     seconds = max(5, int((issued.expires_at - dt.datetime.now(dt.UTC)).total_seconds()))
     return render(
