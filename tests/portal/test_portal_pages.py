@@ -140,6 +140,6 @@ def test_code_panel_explains_a_lost_card(client: TestClient, session: Session, h
     home = client.get("/portal")
     client.post("/portal/card/loss", data={"csrf_token": csrf_from(home.text)})
     fragment = client.get("/portal/ecard/code?purpose=identity", headers={"HX-Request": "true"})
-    assert fragment.status_code == 409
+    assert fragment.status_code == 200  # swapped in by htmx, replacing the dead code
     assert "<svg" not in fragment.text
     assert 'role="alert"' in fragment.text

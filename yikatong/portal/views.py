@@ -375,13 +375,9 @@ def ecard_code(
     try:
         issued = ecard.issue_code(session, actor, int(actor.id), chosen)
     except YikatongError as exc:
-        # E.g. the card was just reported lost: say so where the code would have been.
-        return render(
-            request,
-            "portal/_code.html",
-            {"code": None, "locked": False, "error": exc},
-            status_code=exc.status,
-        )
+        # E.g. the card was just reported lost: say so where the code would have been. A 200,
+        # because htmx does not swap error answers and the dead code must leave the screen.
+        return render(request, "portal/_code.html", {"code": None, "locked": False, "error": exc})
     qr = segno.make(issued.text, error="m")
     seconds = max(5, int((issued.expires_at - dt.datetime.now(dt.UTC)).total_seconds()))
     return render(
