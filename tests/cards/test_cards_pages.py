@@ -106,3 +106,12 @@ def test_irreversible_operation_needs_confirmation(client: TestClient, session: 
     assert done.status_code == 303, done.text
     session.expire_all()
     assert repository.cards_of(session, resident.id)[0].state == CardState.FORMAL_LOSS
+
+
+def test_resident_page_links_to_the_card_file(client: TestClient, session: Session) -> None:
+    resident = make_resident(session, region_code="441625", name="彭三")
+    clerk = make_staff(session, Role.COUNTER_CLERK, region_code="441625")
+    session.commit()
+    sign_in(client, clerk)
+    page = client.get(f"/staff/residents/{resident.id}")
+    assert f'href="/staff/cards/residents/{resident.id}"' in page.text
