@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -53,10 +54,32 @@ def _today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
-def _proxy(name: str, id_number: str, relation: str) -> service.Proxy | None:
-    if not (name or id_number or relation):
+def _proxy_form(
+    proxy_name: Annotated[str, Form(max_length=64)] = "",
+    proxy_id_number: Annotated[str, Form(max_length=32)] = "",
+    proxy_relation: Annotated[str, Form(max_length=32)] = "",
+) -> service.Proxy | None:
+    """The optional 代办 fields every counter form carries; all empty means no proxy."""
+    if not (proxy_name or proxy_id_number or proxy_relation):
         return None
-    return service.Proxy(name, id_number, relation)
+    return service.Proxy(proxy_name, proxy_id_number, proxy_relation)
+
+
+@dataclass(frozen=True)
+class BankDetails:
+    code: str
+    account: str
+
+
+def _bank_form(
+    bank_code: Annotated[str, Form(max_length=16)] = "",
+    bank_account: Annotated[str, Form(max_length=32)] = "",
+) -> BankDetails:
+    return BankDetails(bank_code, bank_account)
+
+
+ProxyForm = Annotated[service.Proxy | None, Depends(_proxy_form)]
+BankForm = Annotated[BankDetails, Depends(_bank_form)]
 
 
 @router.get("")
@@ -152,13 +175,11 @@ def apply(
     session: DbSession,
     actor: StaffActor,
     resident_id: RowId,
+    proxy: ProxyForm,
     channel: Annotated[str, Form(max_length=16)] = "counter",
     mailing_address: Annotated[str, Form(max_length=200)] = "",
     birth_certificate_number: Annotated[str, Form(max_length=32)] = "",
     outlet: Annotated[str, Form(max_length=64)] = "",
-    proxy_name: Annotated[str, Form(max_length=64)] = "",
-    proxy_id_number: Annotated[str, Form(max_length=32)] = "",
-    proxy_relation: Annotated[str, Form(max_length=32)] = "",
 ) -> Response:
     """Take an application at the counter (also online/newborn/cross-province on their behalf)."""
 
@@ -175,7 +196,7 @@ def apply(
             mailing_address=mailing_address or None,
             outlet=outlet or None,
             birth_certificate_number=birth_certificate_number or None,
-            proxy=_proxy(proxy_name, proxy_id_number, proxy_relation),
+            proxy=proxy,
         )
 
     return _after(request, session, actor, resident_id, run)
@@ -187,12 +208,9 @@ def instant(
     session: DbSession,
     actor: StaffActor,
     resident_id: RowId,
-    bank_code: Annotated[str, Form(max_length=16)] = "",
-    bank_account: Annotated[str, Form(max_length=32)] = "",
+    bank: BankForm,
+    proxy: ProxyForm,
     outlet: Annotated[str, Form(max_length=64)] = "",
-    proxy_name: Annotated[str, Form(max_length=64)] = "",
-    proxy_id_number: Annotated[str, Form(max_length=32)] = "",
-    proxy_relation: Annotated[str, Form(max_length=32)] = "",
 ) -> Response:
     """立等可取: the card is made and handed over in this visit."""
     return _after(
@@ -204,10 +222,10 @@ def instant(
             session,
             actor,
             resident_id,
-            bank_code=bank_code,
-            bank_account=bank_account,
+            bank_code=bank.code,
+            bank_account=bank.account,
             outlet=outlet or None,
-            proxy=_proxy(proxy_name, proxy_id_number, proxy_relation),
+            proxy=proxy,
         ),
     )
 
@@ -247,12 +265,9 @@ def issue(
     session: DbSession,
     actor: StaffActor,
     card_id: RowId,
-    bank_code: Annotated[str, Form(max_length=16)] = "",
-    bank_account: Annotated[str, Form(max_length=32)] = "",
+    bank: BankForm,
+    proxy: ProxyForm,
     outlet: Annotated[str, Form(max_length=64)] = "",
-    proxy_name: Annotated[str, Form(max_length=64)] = "",
-    proxy_id_number: Annotated[str, Form(max_length=32)] = "",
-    proxy_relation: Annotated[str, Form(max_length=32)] = "",
 ) -> Response:
     card = service.get_card(session, actor, card_id)
     return _after(
@@ -264,10 +279,10 @@ def issue(
             session,
             actor,
             card.id,
-            bank_code=bank_code,
-            bank_account=bank_account,
+            bank_code=bank.code,
+            bank_account=bank.account,
             outlet=outlet or None,
-            proxy=_proxy(proxy_name, proxy_id_number, proxy_relation),
+            proxy=proxy,
         ),
     )
 
