@@ -64,7 +64,7 @@ class YikatongError(Exception):
         **extra: Any,
     ) -> None:
         # ``detail`` is an English message template (a msgid the web edge translates);
-        # ``params`` fill its {placeholders}; ``extra`` becomes extension members of the problem.
+        # ``params`` fill its {name} fields; ``extra`` becomes extension members of the problem.
         self.detail_template = detail or self.title
         self.params = dict(params or {})
         self.detail = (
@@ -74,6 +74,14 @@ class YikatongError(Exception):
         if keep_changes is not None:
             self.keep_changes = keep_changes
         super().__init__(self.detail)
+
+
+def field_errors(error: YikatongError | None) -> dict[str, str]:
+    """{field: message} of an error's ``errors`` member, for forms that show each next to its
+    field; empty when there is no error or it names no field."""
+    if error is None:
+        return {}
+    return {e["field"]: e["message"] for e in error.extra.get("errors", [])}
 
 
 class InvalidInput(YikatongError):

@@ -16,7 +16,7 @@ from yikatong.cards.lifecycle import COUNTER_OPERATIONS, Operation, allowed_oper
 from yikatong.cards.models import LIVE_STATES, ApplicationStatus, CardState, Channel
 from yikatong.crypto.masking import mask_bank_account
 from yikatong.deps import DbSession, StaffActor, verify_csrf
-from yikatong.errors import InvalidInput, YikatongError
+from yikatong.errors import InvalidInput, YikatongError, field_errors
 from yikatong.kit.actor import Actor, Permission
 from yikatong.kit.params import RowId
 from yikatong.residents import service as residents_service
@@ -132,9 +132,7 @@ def _card_file(
             if live is not None and live.bank_account
             else None,
             "error": error,
-            "field_errors": {
-                e["field"]: e["message"] for e in (error.extra.get("errors", []) if error else [])
-            },
+            "field_errors": field_errors(error),
             "can_operate": actor.can(Permission.CARDS_OPERATE),
             "notice": notice,
         },

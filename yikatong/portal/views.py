@@ -27,7 +27,7 @@ from yikatong.deps import (
 )
 from yikatong.ecard import service as ecard
 from yikatong.ecard.qr import Purpose
-from yikatong.errors import YikatongError
+from yikatong.errors import YikatongError, field_errors
 from yikatong.kit.actor import Actor
 from yikatong.kit.params import RowId
 from yikatong.portal import service
@@ -65,11 +65,10 @@ def _form_page(
     status_code: int = 200,
     **context: object,
 ) -> Response:
-    fields = {e["field"]: e["message"] for e in (error.extra.get("errors", []) if error else [])}
     return render(
         request,
         template,
-        {"error": error, "field_errors": fields, **context},
+        {"error": error, "field_errors": field_errors(error), **context},
         status_code=status_code,
     )
 

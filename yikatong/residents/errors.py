@@ -1,7 +1,7 @@
 """Errors of the resident registry, each with a stable code (documented at /problems/<code>).
 
 Field-level failures carry :class:`FieldProblem` items: the English message is a msgid with
-``{placeholders}`` so the pages can show it translated next to its field, while the API and
+``{name}`` fields so the pages can show it translated next to its field, while the API and
 the CLI get the formatted English in ``errors[]``.
 """
 

@@ -20,7 +20,7 @@ from yikatong.deps import (
     request_actor,
     verify_csrf,
 )
-from yikatong.errors import InvalidInput, YikatongError
+from yikatong.errors import InvalidInput, YikatongError, field_errors
 from yikatong.kit.actor import Actor, Permission, Role
 from yikatong.kit.params import PageNumber
 from yikatong.residents import service as residents_service
@@ -201,12 +201,9 @@ def _accounts_context(
     # A city-level admin may create city-level accounts as well as county ones.
     regions = [(actor.region_code, region_label(actor.region_code))]
     regions += [c for c in counties_within(actor) if c[0] != actor.region_code]
-    field_errors = {
-        e["field"]: e["message"] for e in (error.extra.get("errors", []) if error else [])
-    }
     return {
         "error": error,
-        "field_errors": field_errors,
+        "field_errors": field_errors(error),
         "page": result,
         "role_labels": {role.value: label for role, label in ROLE_LABELS.items()},
         "regions": regions,

@@ -178,7 +178,7 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 
 
 def translate_message(message: str, params: Mapping[str, Any] | None = None) -> str:
-    """Translate a msgid held in a variable and fill its ``{name}`` placeholders.
+    """Translate a msgid held in a variable and fill in its ``{name}`` fields.
 
     For messages that travel as data (error titles, ``detail_template`` + ``params``). The
     message may contain text a visitor typed, so only plain ``{name}`` fields are filled
