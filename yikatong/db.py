@@ -165,6 +165,26 @@ def transaction(session: Session) -> Iterator[Session]:
 
 
 @contextmanager
+def savepoint(session: Session) -> Iterator[Session]:
+    """Run part of a request in a savepoint: an error undoes that part only, except what an
+    error with ``keep_changes`` must keep (a counted wrong password, an audited denial).
+
+    Forms use it to show a refusal on the page while the request's transaction commits.
+    """
+    nested = session.begin_nested()
+    try:
+        yield session
+    except BaseException as exc:
+        if getattr(exc, "keep_changes", False):
+            nested.commit()
+        else:
+            nested.rollback()
+        raise
+    else:
+        nested.commit()
+
+
+@contextmanager
 def job() -> Iterator[Session]:
     """A CLI command or background job: one session, one transaction it owns."""
     with session_factory()() as session, transaction(session):

@@ -12,6 +12,7 @@ from yikatong.cards.models import (
     CardEvent,
 )
 from yikatong.db import Base
+from yikatong.jobs.models import Job
 from yikatong.portal.models import ResidentAccount, ResidentSession
 from yikatong.residents.models import Resident, ResidentCategory
 from yikatong.staff.models import StaffMember, StaffSession
@@ -27,6 +28,7 @@ __all__ = [
     "CardApplication",
     "CardCounter",
     "CardEvent",
+    "Job",
     "Resident",
     "ResidentAccount",
     "ResidentCategory",
@@ -36,7 +38,10 @@ __all__ = [
 ]
 
 # Services that subscribe to domain events (yikatong.kit.events) register their handlers on
-# import; importing them here gives the app, the CLI and the tests the full set.
+# import, and so do kinds of background job (yikatong.jobs); importing them here gives the
+# app, the CLI and the tests the full set.
+import yikatong.cards.importing
 import yikatong.cards.service
 import yikatong.ecard.models
-import yikatong.ecard.service  # noqa: F401 - the e-card follows card events
+import yikatong.ecard.service
+import yikatong.residents.importing  # noqa: F401 - card events, e-card, import jobs

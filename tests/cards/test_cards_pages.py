@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.factories import make_resident, make_staff
 from tests.pages import csrf_from, sign_in
+from yikatong.audit.models import AuditEntry
 from yikatong.cards import repository
 from yikatong.cards.models import CardState
 from yikatong.kit.actor import Role
@@ -115,3 +117,26 @@ def test_resident_page_links_to_the_card_file(client: TestClient, session: Sessi
     sign_in(client, clerk)
     page = client.get(f"/staff/residents/{resident.id}")
     assert f'href="/staff/cards/residents/{resident.id}"' in page.text
+
+
+def test_a_refused_form_keeps_its_audit_entry(client: TestClient, session: Session) -> None:
+    """A denial shown on the page is still in the audit trail: the savepoint keeps it."""
+    resident = make_resident(session, region_code="441625")
+    admin = make_staff(session, Role.DEPARTMENT_ADMIN, region_code="441625")
+    session.commit()
+    sign_in(client, admin)
+    page = _file(client, resident.id)
+    res = client.post(
+        f"/staff/cards/residents/{resident.id}/applications",
+        data={"csrf_token": csrf_from(page), "channel": "counter"},
+        follow_redirects=False,
+    )
+    assert res.status_code == 403
+    session.expire_all()
+    assert repository.open_application_of(session, resident.id) is None
+    denied = session.scalars(
+        select(AuditEntry).where(
+            AuditEntry.actor_id == str(admin.member.id), AuditEntry.outcome == "denied"
+        )
+    ).all()
+    assert [entry.action for entry in denied] == ["card.apply"]

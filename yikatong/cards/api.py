@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from yikatong.cards import repository, service
+from yikatong.cards import importing, receipts, repository, service
 from yikatong.cards.lifecycle import RESTORE, TRANSITIONS
 from yikatong.cards.schemas import (
     ApplicationCreate,
@@ -21,7 +21,11 @@ from yikatong.cards.schemas import (
     TransitionOut,
 )
 from yikatong.deps import DbSession, StaffActor, verify_csrf_if_cookie_session
+from yikatong.jobs.api import UPLOAD_RESPONSES, SkipBad, UploadedFile, UploadRoute, accept_upload
+from yikatong.jobs.schemas import JobOut
+from yikatong.jobs.service import UPLOAD_BODY_LIMIT
 from yikatong.kit.params import RowId
+from yikatong.kit.pdf import PDF_OPENAPI_RESPONSE, PdfResponse, pdf_response
 
 router = APIRouter(tags=["cards"])
 blacklist_router = APIRouter(tags=["cards"])
@@ -58,6 +62,34 @@ def apply(body: ApplicationCreate, session: DbSession, actor: StaffActor) -> App
         note=body.note,
     )
     return _application_out(session, application.id, actor)
+
+
+def import_applications(
+    request: Request,
+    response: Response,
+    session: DbSession,
+    actor: StaffActor,
+    file: UploadedFile,
+    skip_bad: SkipBad = False,
+) -> JobOut:
+    """Apply for cards in bulk (批量申领) from a .csv or .xlsx file: answers 202 with the job;
+    follow it at /api/v1/jobs/{id}, its refused rows at /api/v1/jobs/{id}/errors."""
+    return accept_upload(
+        request, response, session, actor, importing.JOB_KIND, file, {"skip_bad": skip_bad}
+    )
+
+
+router.add_api_route(
+    "/applications/import",
+    import_applications,
+    methods=["POST"],
+    response_model=JobOut,
+    status_code=202,
+    dependencies=CSRF,
+    responses=UPLOAD_RESPONSES,
+    route_class_override=UploadRoute,
+    max_body_size=UPLOAD_BODY_LIMIT,
+)
 
 
 @router.get("/applications/{application_id:int}", response_model=ApplicationOut)
@@ -149,6 +181,29 @@ def operate(
         card=_card_out(session, card_id, actor),
         new_application=_application_out(session, new.id, actor) if new else None,
     )
+
+
+@router.get(
+    "/{card_id:int}/receipts/issue",
+    response_class=PdfResponse,
+    responses=PDF_OPENAPI_RESPONSE,
+)
+def issue_receipt(card_id: RowId, session: DbSession, actor: StaffActor) -> PdfResponse:
+    """The card's issue receipt (领卡回执) as PDF; 409 `receipt_unavailable` if never issued."""
+    receipt = receipts.receipt(session, actor, card_id, receipts.ReceiptKind.ISSUE)
+    return pdf_response(receipt.pdf, receipt.filename)
+
+
+@router.get(
+    "/{card_id:int}/receipts/replacement",
+    response_class=PdfResponse,
+    responses=PDF_OPENAPI_RESPONSE,
+)
+def replacement_receipt(card_id: RowId, session: DbSession, actor: StaffActor) -> PdfResponse:
+    """The replacement or renewal receipt (补换卡受理回执) of an old card as PDF; 409
+    `receipt_unavailable` if the card was never replaced or renewed."""
+    receipt = receipts.receipt(session, actor, card_id, receipts.ReceiptKind.REPLACEMENT)
+    return pdf_response(receipt.pdf, receipt.filename)
 
 
 @blacklist_router.get("", response_model=BlacklistOut)

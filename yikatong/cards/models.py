@@ -102,6 +102,10 @@ class CardApplication(Base):
     mailing_address: Mapped[str | None] = mapped_column(
         EncryptedString("card_applications.mailing_address")
     )
+    # Who the courier calls on delivery, when not the resident's phone on record.
+    recipient_phone: Mapped[str | None] = mapped_column(
+        EncryptedString("card_applications.recipient_phone")
+    )
     tracking_number: Mapped[str | None] = mapped_column(String(32))
     replaces_card_id: Mapped[int | None] = mapped_column(ForeignKey("cards.id"))
     # The card this application produced (applications point at cards, never the reverse).

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from yikatong.cards.lifecycle import BLOCKED_STATES
@@ -18,6 +21,8 @@ from yikatong.cards.models import (
     CardApplication,
     CardEvent,
 )
+from yikatong.crypto.fields import blind_index
+from yikatong.residents.models import Resident
 
 BLACKLIST_HEAD_ID = 1
 
@@ -123,3 +128,113 @@ def count_by_state(session: Session, scope: str) -> dict[str, int]:
         .group_by(Card.state)
     )
     return {state: n for state, n in rows}  # noqa: C416 - dict(Result) would call .keys()
+
+
+# --- the bulk path of applications (批量申领): one query per batch instead of one per row ---
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicantRow:
+    """The facts of a resident the application rules read, without loading the entity."""
+
+    id: int
+    id_number: str
+    birth_date: dt.date
+    region_code: str
+    status: str
+
+
+_RESIDENTS = cast(Table, Resident.__table__)
+_APPLICANT_COLUMNS = (
+    _RESIDENTS.c.id,
+    _RESIDENTS.c.id_number,
+    _RESIDENTS.c.birth_date,
+    _RESIDENTS.c.region_code,
+    _RESIDENTS.c.status,
+)
+_CHUNK = 1_000  # bound the IN lists whatever the caller's batch
+
+
+def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+    items = sorted(set(ids))
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def applicants(session: Session, resident_ids: Iterable[int]) -> dict[int, ApplicantRow]:
+    """The residents among ``resident_ids`` that exist, by id (any region: callers scope)."""
+    found: dict[int, ApplicantRow] = {}
+    for chunk in _chunks(resident_ids):
+        rows = session.execute(select(*_APPLICANT_COLUMNS).where(_RESIDENTS.c.id.in_(chunk)))
+        for row in rows:
+            found[row.id] = ApplicantRow(*row)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A resident found by ID number: their id and registered name."""
+
+    id: int
+    name: str
+
+
+def residents_by_id_number(session: Session, id_numbers: Iterable[str]) -> dict[str, Found]:
+    """{ID number: resident} for the registered ones among ``id_numbers`` (normalised, as
+    :func:`yikatong.reference.idnumber.parse_id_number` returns them), through the blind
+    index like ``residents.repository.identity_by_id_number``, one query per thousand
+    instead of one per number. Any region: callers apply the actor's scope."""
+    wanted = {blind_index("residents.id_number", number): number for number in id_numbers}
+    found: dict[str, Found] = {}
+    indexes = list(wanted)
+    for start in range(0, len(indexes), _CHUNK):
+        rows = session.execute(
+            select(_RESIDENTS.c.id_number_index, _RESIDENTS.c.id, _RESIDENTS.c.name).where(
+                _RESIDENTS.c.id_number_index.in_(indexes[start : start + _CHUNK])
+            )
+        )
+        for index, resident_id, name in rows:
+            found[wanted[index]] = Found(resident_id, name)
+    return found
+
+
+def residents_with_open_application(session: Session, resident_ids: Iterable[int]) -> set[int]:
+    found: set[int] = set()
+    for chunk in _chunks(resident_ids):
+        found.update(
+            session.scalars(
+                select(CardApplication.resident_id).where(
+                    CardApplication.resident_id.in_(chunk),
+                    CardApplication.status.in_(OPEN_APPLICATION_STATUSES),
+                )
+            )
+        )
+    return found
+
+
+def residents_with_live_card(session: Session, resident_ids: Iterable[int]) -> set[int]:
+    found: set[int] = set()
+    for chunk in _chunks(resident_ids):
+        found.update(
+            session.scalars(
+                select(Card.resident_id).where(
+                    Card.resident_id.in_(chunk), Card.state.in_(LIVE_STATES)
+                )
+            )
+        )
+    return found
+
+
+def open_application_ids(session: Session, resident_ids: Iterable[int]) -> dict[int, int]:
+    """{resident id: id of their one open application} (at most one each, by the index)."""
+    found: dict[int, int] = {}
+    for chunk in _chunks(resident_ids):
+        rows = session.execute(
+            select(CardApplication.resident_id, CardApplication.id).where(
+                CardApplication.resident_id.in_(chunk),
+                CardApplication.status.in_(OPEN_APPLICATION_STATUSES),
+            )
+        )
+        for resident_id, application_id in rows:
+            found[resident_id] = application_id
+    return found

@@ -5,20 +5,29 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from yikatong.cards import repository, service
+from yikatong.cards import receipts, repository, service
 from yikatong.cards.banks import COOPERATING_BANKS
 from yikatong.cards.lifecycle import COUNTER_OPERATIONS, Operation, allowed_operations
-from yikatong.cards.models import LIVE_STATES, ApplicationStatus, CardState, Channel
+from yikatong.cards.models import (
+    LIVE_STATES,
+    ApplicationStatus,
+    Card,
+    CardEvent,
+    CardState,
+    Channel,
+)
 from yikatong.crypto.masking import mask_bank_account
+from yikatong.db import savepoint
 from yikatong.deps import DbSession, StaffActor, verify_csrf
 from yikatong.errors import InvalidInput, YikatongError, field_errors
 from yikatong.kit.actor import Actor, Permission
-from yikatong.kit.params import RowId
+from yikatong.kit.params import MAX_ROW_ID, RowId
+from yikatong.kit.pdf import pdf_response
 from yikatong.residents import service as residents_service
 from yikatong.residents.schemas import ResidentOut
 from yikatong.web.i18n import lazy_gettext
@@ -48,6 +57,23 @@ WAITING = (
 IRREVERSIBLE = frozenset(
     {Operation.REPORT_FORMAL_LOSS, Operation.REPLACE, Operation.RENEW, Operation.CANCEL}
 )
+# After a hand-over or a replacement the card file offers the receipt at once
+# (?done=<key>&card=<id>): key -> (receipt, the events that make it exist, message).
+RECEIPT_OFFERS = {
+    "issued": (
+        receipts.ReceiptKind.ISSUE,
+        frozenset({Operation.ISSUE.value}),
+        lazy_gettext("The card has been handed over."),
+    ),
+    "replaced": (
+        receipts.ReceiptKind.REPLACEMENT,
+        frozenset({Operation.REPLACE.value, Operation.RENEW.value}),
+        lazy_gettext(
+            "The replacement or renewal has been accepted and the new application opened."
+        ),
+    ),
+}
+T = TypeVar("T")
 
 
 def _today() -> dt.date:
@@ -97,6 +123,7 @@ def _card_file(
     error: YikatongError | None = None,
     status_code: int = 200,
     notice: str | None = None,
+    done: tuple[str, int] | None = None,
 ) -> Response:
     resident = residents_service.get(session, actor, resident_id)
     cards = repository.cards_of(session, resident.id)
@@ -135,17 +162,36 @@ def _card_file(
             "field_errors": field_errors(error),
             "can_operate": actor.can(Permission.CARDS_OPERATE),
             "notice": notice,
+            "receipt_offer": _receipt_offer(done, events),
         },
         status_code=status_code,
     )
 
 
+def _receipt_offer(
+    done: tuple[str, int] | None, events: list[CardEvent]
+) -> dict[str, object] | None:
+    """The receipt the card file offers after an action, when the card has its event."""
+    if done is None or done[0] not in RECEIPT_OFFERS:
+        return None
+    key, card_id = done
+    kind, operations, message = RECEIPT_OFFERS[key]
+    if not any(e.card_id == card_id and e.operation in operations for e in events):
+        return None
+    return {"message": message, "url": _receipt_url(card_id, kind)}
+
+
 @router.get("/residents/{resident_id}")
 def card_file(
-    request: Request, session: DbSession, actor: StaffActor, resident_id: RowId
+    request: Request,
+    session: DbSession,
+    actor: StaffActor,
+    resident_id: RowId,
+    done: Annotated[str, Query(max_length=16)] = "",
+    card: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
 ) -> Response:
     """Everything about one resident's cards: the live card, history, applications."""
-    return _card_file(request, session, actor, resident_id)
+    return _card_file(request, session, actor, resident_id, done=(done, card) if done else None)
 
 
 def _after(
@@ -153,18 +199,25 @@ def _after(
     session: DbSession,
     actor: Actor,
     resident_id: int,
-    action: Callable[[], object],
+    action: Callable[[], T],
+    done: Callable[[T], str | None] | None = None,
 ) -> Response:
     """Run a form's action; on a business error show the card file again with the reason.
-    A refused action changes nothing: it runs in a savepoint."""
+    A refused action changes nothing: it runs in a savepoint. ``done`` turns the action's
+    result into the card file's ``?done=`` query (what to offer next, e.g. the receipt)."""
     try:
-        with session.begin_nested():
-            action()
+        with savepoint(session):
+            result = action()
     except YikatongError as exc:
-        if exc.keep_changes:
-            session.commit()
         return _card_file(request, session, actor, resident_id, error=exc, status_code=exc.status)
-    return RedirectResponse(f"/staff/cards/residents/{resident_id}", status_code=303)
+    query = done(result) if done else None
+    return RedirectResponse(
+        f"/staff/cards/residents/{resident_id}{'?' + query if query else ''}", status_code=303
+    )
+
+
+def _issued(card: Card) -> str:
+    return f"done=issued&card={card.id}"
 
 
 @router.post("/residents/{resident_id}/applications", dependencies=[Depends(verify_csrf)])
@@ -225,6 +278,7 @@ def instant(
             outlet=outlet or None,
             proxy=proxy,
         ),
+        _issued,
     )
 
 
@@ -282,6 +336,7 @@ def issue(
             outlet=outlet or None,
             proxy=proxy,
         ),
+        _issued,
     )
 
 
@@ -299,7 +354,7 @@ def operate(
     """One lifecycle operation; irreversible ones need the confirmation box ticked."""
     card = service.get_card(session, actor, card_id)
 
-    def run() -> None:
+    def run() -> service.OperationResult:
         try:
             chosen = Operation(operation)
         except ValueError:
@@ -308,8 +363,35 @@ def operate(
             raise InvalidInput(
                 "Tick the box to confirm this operation cannot be undone", field="confirm"
             )
-        service.operate(
+        return service.operate(
             session, actor, card.id, chosen, reason=reason or None, outlet=outlet or None
         )
 
-    return _after(request, session, actor, card.resident_id, run)
+    def done(result: service.OperationResult) -> str | None:
+        # Replacement and renewal open an application: the old card's receipt records it.
+        return f"done=replaced&card={card.id}" if result.new_application else None
+
+    return _after(request, session, actor, card.resident_id, run, done)
+
+
+def _receipt_url(card_id: int, kind: receipts.ReceiptKind) -> str:
+    return f"/staff/cards/{card_id}/receipts/{kind.value}.pdf"
+
+
+def _receipt(
+    session: DbSession, actor: Actor, card_id: int, kind: receipts.ReceiptKind
+) -> Response:
+    receipt = receipts.receipt(session, actor, card_id, kind)
+    return pdf_response(receipt.pdf, receipt.filename)
+
+
+@router.get("/{card_id}/receipts/issue.pdf")
+def issue_receipt(session: DbSession, actor: StaffActor, card_id: RowId) -> Response:
+    """The issue receipt (领卡回执) to print at the counter."""
+    return _receipt(session, actor, card_id, receipts.ReceiptKind.ISSUE)
+
+
+@router.get("/{card_id}/receipts/replacement.pdf")
+def replacement_receipt(session: DbSession, actor: StaffActor, card_id: RowId) -> Response:
+    """The replacement or renewal receipt (补换卡受理回执) to print at the counter."""
+    return _receipt(session, actor, card_id, receipts.ReceiptKind.REPLACEMENT)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
+from typing import Literal
 
 import typer
 from rich.table import Table
 
 from yikatong.cli.common import console, domain_errors, err_console, progress_bar
 
-app = typer.Typer(help="Cards (社会保障卡): production, sweeps, reports.", no_args_is_help=True)
+app = typer.Typer(
+    help="Cards (社会保障卡): bulk applications, production, sweeps, reports.",
+    no_args_is_help=True,
+)
 production = typer.Typer(help="Card production with the card factory (制卡).", no_args_is_help=True)
 app.add_typer(production, name="production")
 
@@ -87,6 +91,67 @@ def production_import(
         raise typer.Exit(2)
 
 
+@app.command("import")
+def import_(
+    file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, readable=True, help="A .csv (UTF-8) or .xlsx file"
+    ),
+    skip_bad: bool = typer.Option(
+        False,
+        "--skip-bad",
+        help="Write the good rows and report the bad ones (default: nothing is written if any "
+        "row is bad)",
+    ),
+    report: Path | None = typer.Option(
+        None, "--report", help="Also write the refused rows (row, field, message) to this CSV"
+    ),
+) -> None:
+    """Apply for cards in bulk (批量申领) from FILE: columns id_number and channel, and as
+    needed name, mailing_address, recipient_phone, proxy_name, proxy_id_number,
+    proxy_relation, birth_certificate_number, outlet, note.
+
+    Every row meets the rules of an application at the counter. Exit status: 0 all rows
+    imported, 1 nothing imported (a bad row without --skip-bad, or an unreadable file), 2 some
+    rows refused with --skip-bad.
+    """
+    from yikatong.cards import importing
+    from yikatong.cli.residents import conclude_import, refuse_file
+    from yikatong.crypto.sm3 import sm3_hex
+    from yikatong.db import job
+    from yikatong.kit.actor import Actor
+    from yikatong.residents.errors import ImportFileInvalid
+    from yikatong.residents.importing import open_table
+    from yikatong.settings import get_settings
+
+    # Scoped to the deployment's city: an import cannot apply for people elsewhere.
+    actor = Actor.system("cli:cards import", region_code=get_settings().region_code)
+    try:
+        table = open_table(file, importing.COLUMNS, importing.REQUIRED)
+    except ImportFileInvalid as exc:
+        refuse_file(exc, report)
+    digest = sm3_hex(file.read_bytes())
+    with domain_errors(), progress_bar() as bar:
+        task = bar.add_task("checking", total=table.total)
+
+        def progress(done: int, total: int | None, stage: str) -> None:
+            bar.update(task, completed=done, total=total, description=stage)
+
+        try:
+            result = importing.import_applications(
+                job,
+                actor,
+                table.rows,
+                skip_bad=skip_bad,
+                total=table.total,
+                progress=progress,
+                source_digest=digest,
+            )
+        except ImportFileInvalid as exc:  # found unreadable part-way; nothing was written
+            bar.stop()
+            refuse_file(exc, report)
+    conclude_import(result, report)
+
+
 @app.command("sweep")
 def sweep() -> None:
     """Let lapsed temporary loss reports expire (run it from a scheduler, e.g. hourly)."""
@@ -96,6 +161,31 @@ def sweep() -> None:
     with domain_errors(), job() as session:
         count = service.sweep_temporary_losses(session)
     console.print(f"{count} temporary loss report(s) lapsed")
+
+
+@app.command("receipt")
+def receipt(
+    card_id: int = typer.Argument(..., min=1, help="The card's id"),
+    kind: Literal["issue", "replacement"] = typer.Option(
+        ..., "--kind", help="issue (领卡回执) or replacement (补换卡受理回执, of the old card)"
+    ),
+    out: Path = typer.Option(..., "--out", "-o", dir_okay=False, help="PDF file to write"),
+    region: str = typer.Option("000000", help="Only cards inside this region"),
+) -> None:
+    """Write a counter receipt as PDF, rebuilt from the card's records (an audited read)."""
+    from yikatong.cards import receipts
+    from yikatong.db import job
+
+    if out.exists():
+        err_console.print(f"[red]error[/red] {out} exists; refusing to overwrite it")
+        raise typer.Exit(1)
+    with domain_errors(), job() as session:
+        made = receipts.receipt(session, _operator(region), card_id, receipts.ReceiptKind(kind))
+        # Written inside the job: when the file cannot be written, the audited read is undone.
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(made.pdf)
+    console.print(f"{made.title} {made.details.reference} → {out}")
 
 
 @app.command("report")

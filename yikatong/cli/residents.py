@@ -13,6 +13,7 @@ from rich.table import Table
 from yikatong.cli.common import console, domain_errors, err_console, progress_bar
 from yikatong.kit.actor import Actor
 from yikatong.residents.errors import ImportFileInvalid
+from yikatong.residents.importing import ImportReport, error_rows
 from yikatong.residents.models import ResidentStatus
 
 app = typer.Typer(help="The resident registry (居民信息): import and export.", no_args_is_help=True)
@@ -30,7 +31,7 @@ def _system_actor(command: str) -> Actor:
     return Actor.system(f"cli:residents {command}", region_code=get_settings().region_code)
 
 
-def _write_report(path: Path, rows: list[dict[str, object]]) -> None:
+def write_report(path: Path, rows: list[dict[str, object]]) -> None:
     # UTF-8 with BOM so Excel shows the Chinese messages and names of fields correctly.
     with path.open("w", encoding="utf-8-sig", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["row", "field", "message"])
@@ -38,7 +39,7 @@ def _write_report(path: Path, rows: list[dict[str, object]]) -> None:
         writer.writerows(rows)
 
 
-def _print_errors(rows: list[dict[str, object]], report: Path | None) -> None:
+def print_errors(rows: list[dict[str, object]], report: Path | None) -> None:
     table = Table("row", "field", "message", title="refused rows")
     for row in rows[:SHOWN_ERRORS]:
         table.add_row(str(row["row"]), escape(str(row["field"])), escape(str(row["message"])))
@@ -48,12 +49,12 @@ def _print_errors(rows: list[dict[str, object]], report: Path | None) -> None:
         err_console.print(f"... and {len(rows) - SHOWN_ERRORS:,} more ({hint})")
 
 
-def _refuse_file(exc: ImportFileInvalid, report: Path | None) -> NoReturn:
+def refuse_file(exc: ImportFileInvalid, report: Path | None) -> NoReturn:
     """The whole file is refused: reported like a bad row, nothing imported."""
     refused: list[dict[str, object]] = [{"row": exc.row, "field": exc.field, "message": exc.detail}]
-    _print_errors(refused, report)
+    print_errors(refused, report)
     if report is not None:
-        _write_report(report, refused)
+        write_report(report, refused)
     err_console.print(f"[red]refused[/red] {escape(exc.detail)}; nothing was imported")
     raise typer.Exit(EXIT_REJECTED)
 
@@ -88,7 +89,7 @@ def import_(
     try:
         table = importing.open_table(file)
     except ImportFileInvalid as exc:
-        _refuse_file(exc, report)
+        refuse_file(exc, report)
     digest = sm3_hex(file.read_bytes())
     with domain_errors(), progress_bar() as bar:
         task = bar.add_task("checking and importing", total=table.total)
@@ -105,12 +106,18 @@ def import_(
                 )
         except ImportFileInvalid as exc:  # found unreadable part-way; the job rolled back
             bar.stop()
-            _refuse_file(exc, report)
-    errors = importing.error_rows(result)
+            refuse_file(exc, report)
+    conclude_import(result, report)
+
+
+def conclude_import(result: ImportReport, report: Path | None) -> None:
+    """Show what an import did (and write its report); exit 1 if nothing was imported, 2 if
+    some rows were refused with --skip-bad."""
+    errors = error_rows(result)
     if errors:
-        _print_errors(errors, report)
+        print_errors(errors, report)
     if report is not None:
-        _write_report(report, errors)
+        write_report(report, errors)
         console.print(f"report: {report} ({len(errors):,} refused fields)")
     console.print(
         f"{result.rows:,} rows read, {result.imported:,} imported, {result.rejected_rows:,} refused"

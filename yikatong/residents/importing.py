@@ -17,17 +17,20 @@ from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from yikatong.audit import service as audit
 from yikatong.crypto.fields import blind_index
+from yikatong.errors import N_
+from yikatong.jobs import service as jobs
 from yikatong.kit.actor import Actor, Permission
 from yikatong.residents import repository
 from yikatong.residents.errors import FieldProblem, ImportFileInvalid
@@ -38,6 +41,9 @@ from yikatong.residents.validation import (
     check_registration,
     china_today,
 )
+
+if TYPE_CHECKING:
+    from yikatong.jobs.runner import JobContext
 
 COLUMNS = ("id_number", "name", "phone", "address", "region_code", "town_code", "categories")
 BATCH = 5_000
@@ -51,11 +57,31 @@ Progress = Callable[[int, int | None], None]
 
 @dataclass(frozen=True, order=True)
 class RowError:
-    """One refused field of one row; ``row`` counts as a spreadsheet does (header = 1)."""
+    """One refused field of one row; ``row`` counts as a spreadsheet does (header = 1).
+
+    ``message`` is the English text; ``template`` and ``params`` are the msgid and its
+    ``{name}`` fields, so a page can show the message in the clerk's language.
+    """
 
     row: int
     field: str
     message: str
+    template: str = dataclasses.field(default="", compare=False)
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False)
+
+    @classmethod
+    def of(cls, row: int, problem: FieldProblem) -> RowError:
+        return cls(row, problem.field, problem.text, problem.message, dict(problem.params))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The error as stored with a job's report."""
+        return {
+            "row": self.row,
+            "field": self.field,
+            "message": self.message,
+            "template": self.template or self.message,
+            "params": dict(self.params),
+        }
 
 
 @dataclass(frozen=True)
@@ -66,12 +92,14 @@ class Table:
     total: int | None
 
 
-def _check_header(cells: Sequence[object]) -> list[str]:
+def _check_header(
+    cells: Sequence[object], columns: Sequence[str], required: Sequence[str]
+) -> list[str]:
     names = [str(c).strip().lower() if c is not None else "" for c in cells]
     while names and not names[-1]:
         names.pop()  # spreadsheets often carry empty trailing columns
-    missing = [c for c in COLUMNS if c not in names]
-    unknown = [n or "(empty)" for n in names if n not in COLUMNS]
+    missing = [c for c in required if c not in names]
+    unknown = [n or "(empty)" for n in names if n not in columns]
     repeated = sorted({n for n in names if n and names.count(n) > 1})
     if missing or unknown or repeated:
         parts = []
@@ -82,7 +110,7 @@ def _check_header(cells: Sequence[object]) -> list[str]:
         if repeated:
             parts.append("repeated column(s): " + ", ".join(repeated))
         raise ImportFileInvalid(
-            "Wrong header row (" + "; ".join(parts) + "); expected: " + ", ".join(COLUMNS),
+            "Wrong header row (" + "; ".join(parts) + "); expected: " + ", ".join(columns),
             field="header",
         )
     return names
@@ -137,17 +165,17 @@ def _as_row(header: list[str], cells: Sequence[object]) -> dict[str, object]:
     return row
 
 
-def _open_csv(path: Path) -> Table:
+def _open_csv(path: Path, columns: Sequence[str], required: Sequence[str]) -> Table:
     lines = _scan_csv(path)
     with path.open(encoding="utf-8-sig", newline="") as fh:
         first = next(csv.reader(fh), None)
     if first is None:
         raise ImportFileInvalid("The file is empty", field="header")
-    header = _check_header(first)
+    header = _check_header(first, columns, required)
     return Table(rows=_csv_rows(path, header), total=max(0, lines - 1))
 
 
-def _open_excel(path: Path) -> Table:
+def _open_excel(path: Path, columns: Sequence[str], required: Sequence[str]) -> Table:
     from zipfile import BadZipFile
 
     from openpyxl import load_workbook
@@ -163,7 +191,7 @@ def _open_excel(path: Path) -> Table:
     if first is None:
         book.close()
         raise ImportFileInvalid("The first worksheet is empty", field="header")
-    header = _check_header(first)
+    header = _check_header(first, columns, required)
     total = (sheet.max_row - 1) if sheet.max_row else None
 
     def numbered() -> Iterator[tuple[int, Row]]:
@@ -176,19 +204,26 @@ def _open_excel(path: Path) -> Table:
     return Table(rows=numbered(), total=total)
 
 
-def open_table(path: Path) -> Table:
-    """Open ``path`` by its suffix; :class:`ImportFileInvalid` names what is wrong."""
+def open_table(
+    path: Path, columns: Sequence[str] = COLUMNS, required: Sequence[str] | None = None
+) -> Table:
+    """Open ``path`` by its suffix; :class:`ImportFileInvalid` names what is wrong.
+
+    The header must name every ``required`` column (all of ``columns`` by default) and
+    nothing outside ``columns``; other imports (card applications) pass their own.
+    """
     suffix = path.suffix.lower()
+    needed = columns if required is None else required
     if suffix in CSV_SUFFIXES:
-        return _open_csv(path)
+        return _open_csv(path, columns, needed)
     if suffix in EXCEL_SUFFIXES:
-        return _open_excel(path)
+        return _open_excel(path, columns, needed)
     if suffix == ".xls":
         raise ImportFileInvalid("The old .xls format is not read: save the workbook as .xlsx")
     raise ImportFileInvalid(f"Unsupported file type {suffix or '(none)'}: use .csv or .xlsx")
 
 
-def _text(value: object, name: str) -> tuple[str, FieldProblem | None]:
+def cell_text(value: object, name: str) -> tuple[str, FieldProblem | None]:
     """A cell as text. Excel keeps only 15 significant digits of a number, so an ID number
     typed into a number cell has already lost its last digits: it is refused, not guessed."""
     problem: FieldProblem | None = None
@@ -238,14 +273,22 @@ class _Run:
         return self.skip_bad or not self.report.errors
 
     def refuse(self, row: int, problems: Iterable[FieldProblem]) -> None:
-        self.report.errors.extend(RowError(row, p.field, p.text) for p in problems)
+        self.report.errors.extend(RowError.of(row, p) for p in problems)
 
     def add(self, row: int, new: NewResident) -> None:
         index = blind_index("residents.id_number", new.id_number)
         first = self.seen.get(index)
         if first is not None:
             self.report.errors.append(
-                RowError(row, "id_number", f"Same ID number as row {first} of this file")
+                RowError.of(
+                    row,
+                    FieldProblem(
+                        "id_number",
+                        "repeated",
+                        N_("Same ID number as row {first} of this file"),
+                        {"first": first},
+                    ),
+                )
             )
             return
         self.seen[index] = row
@@ -263,7 +306,9 @@ class _Run:
                 self.session, [index for _row, index, _new in batch]
             )
             for row, _index, _new in (b for b in batch if b[1] in found):
-                self.report.errors.append(RowError(row, "id_number", "Already registered"))
+                self.report.errors.append(
+                    RowError.of(row, FieldProblem("id_number", "exists", N_("Already registered")))
+                )
             batch = [b for b in batch if b[1] not in found]
             if not (self.writing and batch):
                 return
@@ -282,7 +327,7 @@ def _row_input(row: Row) -> tuple[ResidentInput, list[str], list[FieldProblem]]:
     cells: dict[str, str] = {}
     problems: list[FieldProblem] = []
     for name in COLUMNS:
-        cells[name], problem = _text(row.get(name), name)
+        cells[name], problem = cell_text(row.get(name), name)
         if problem is not None:
             problems.append(problem)
     extra = row.get("__extra__")
@@ -380,3 +425,63 @@ def import_residents(
 def error_rows(report: ImportReport) -> list[dict[str, Any]]:
     """The report as rows for a CSV file (row, field, message)."""
     return [{"row": e.row, "field": e.field, "message": e.message} for e in report.errors]
+
+
+# --- imports as background jobs (uploaded on the console or through the API) ---------------
+
+
+def finish_job(
+    context: JobContext, session: Session, report: ImportReport, *, skip_bad: bool
+) -> None:
+    """Record an import's outcome on its job, in the transaction of the import's writes:
+    succeeded when rows were written, failed (with every refused row) when nothing was."""
+    context.finish(
+        session,
+        succeeded=report.written,
+        result={
+            "mode": "skip_bad" if skip_bad else "all_or_nothing",
+            "rows": report.rows,
+            "imported": report.imported,
+            "rejected_rows": report.rejected_rows,
+        },
+        errors=[e.as_dict() for e in sorted(report.errors)],
+        failure=None
+        if report.written
+        else jobs.failure(
+            "rows_refused",
+            N_("{count} row(s) refused, so nothing was imported"),
+            {"count": report.rejected_rows},
+        ),
+        done=report.rows,
+    )
+
+
+def run_job(context: JobContext) -> None:
+    """The background job of a resident file uploaded on the console or through the API."""
+    skip_bad = bool(context.params.get("skip_bad"))
+    table = open_table(context.path)
+    context.progress(0, table.total, "importing")
+    with context.transaction() as session:
+        report = import_residents(
+            session,
+            context.actor,
+            table.rows,
+            skip_bad=skip_bad,
+            total=table.total,
+            progress=lambda done, total: context.progress(done, total, "importing"),
+            source_digest=context.file_sm3,
+        )
+        finish_job(context, session, report, skip_bad=skip_bad)
+
+
+JOB_KIND = jobs.register_kind(
+    jobs.JobKind(
+        "residents.import",
+        N_("Residents"),
+        Permission.RESIDENTS_WRITE,
+        run_job,
+        CSV_SUFFIXES | EXCEL_SUFFIXES,
+        columns=COLUMNS,
+        required=COLUMNS,
+    )
+)

@@ -7,7 +7,9 @@ from fastapi.responses import Response
 
 from yikatong.audit.views import router as audit_views
 from yikatong.cards.views import router as cards_views
+from yikatong.ecard.views import router as ecard_views
 from yikatong.errors import PROBLEM_TYPES, NotFound
+from yikatong.jobs.views import router as jobs_views
 from yikatong.portal.views import router as portal_views
 from yikatong.residents.views import router as residents_views
 from yikatong.staff.views import router as staff_views
@@ -45,6 +47,8 @@ for router in (
     staff_views,
     residents_views,
     cards_views,
+    jobs_views,
+    ecard_views,
     audit_views,
     portal_views,
 ):

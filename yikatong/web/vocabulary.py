@@ -60,3 +60,7 @@ CARD_OPERATIONS = (
     N_("renew"),
     N_("cancel"),
 )
+ECARD_STATUSES = (N_("active"), N_("suspended"), N_("revoked"))
+QR_PURPOSES = (N_("identity"), N_("payment"), N_("medical"))
+JOB_STATUSES = (N_("queued"), N_("running"), N_("succeeded"), N_("failed"))
+IMPORT_MODES = (N_("all_or_nothing"), N_("skip_bad"))
