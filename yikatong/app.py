@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -13,6 +12,8 @@ from urllib.parse import unquote
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import yikatong.models  # noqa: F401 - every table and event handler registered
 from yikatong import __version__, problems
@@ -48,42 +49,80 @@ def configure_logging() -> None:
             h.addFilter(SensitiveDataFilter())
 
 
-async def request_plumbing(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """Request id, CSRF nonce cookie and security headers for every response."""
-    incoming = request.headers.get("x-request-id", "")
-    request.state.request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
-    nonce = request.cookies.get(CSRF_COOKIE)
-    new_nonce = None
-    if not nonce:
-        new_nonce = nonce = new_csrf_nonce()
-    request.state.csrf_token = csrf_token_for(nonce)
-    request.state.principal = None
-    if _CONTROL_CHARACTERS.search(unquote(request.url.path + "?" + request.url.query)):
-        # No field holds a NUL or control character; PostgreSQL refuses NUL in text outright.
-        response = await problems.on_domain_error(request, InvalidCharacters())
-    else:
-        response = await call_next(request)
-    if new_nonce and not any(
-        h.startswith(CSRF_COOKIE + "=") for h in response.headers.getlist("set-cookie")
-    ):
-        response.set_cookie(
-            CSRF_COOKIE,
-            new_nonce,
-            httponly=True,
-            samesite="lax",
-            secure=get_settings().secure_cookies,
-            path="/",
-        )
-    response.headers["X-Request-ID"] = request.state.request_id
-    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    if request.url.path.startswith(("/staff", "/api/")):
-        response.headers.setdefault("Cache-Control", "no-store")
-    return response
+class RequestPlumbing:
+    """Request id, CSRF nonce cookie and security headers for every response.
+
+    A plain ASGI middleware rather than ``@app.middleware("http")``: Starlette's
+    ``BaseHTTPMiddleware`` runs the rest of the app in a separate task and streams the body
+    through memory channels, which cost more than a whole terminal verification. This wraps
+    ``send`` and edits the response's start message in place.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        incoming = request.headers.get("x-request-id", "")
+        request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        nonce = request.cookies.get(CSRF_COOKIE)
+        new_nonce = None
+        if not nonce:
+            new_nonce = nonce = new_csrf_nonce()
+        state = request.state
+        state.request_id = request_id
+        state.csrf_token = csrf_token_for(nonce)
+        state.principal = None
+        path = scope["path"]
+        private = path.startswith(("/staff", "/api/"))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if new_nonce and not any(
+                    value.startswith(CSRF_COOKIE + "=") for value in headers.getlist("set-cookie")
+                ):
+                    headers.append("set-cookie", _csrf_cookie(new_nonce))
+                headers["X-Request-ID"] = request_id
+                for name, value in SECURITY_HEADERS:
+                    if name not in headers:
+                        headers[name] = value
+                if private and "cache-control" not in headers:
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        query = scope.get("query_string", b"").decode("latin-1")
+        if _CONTROL_CHARACTERS.search(unquote(path + "?" + query)):
+            # No field holds a NUL or control character; PostgreSQL refuses NUL in text outright.
+            response = await problems.on_domain_error(request, InvalidCharacters())
+            await response(scope, receive, send_with_headers)
+            return
+        await self.app(scope, receive, send_with_headers)
+
+
+SECURITY_HEADERS = (
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("X-Frame-Options", "DENY"),
+)
+
+
+def _csrf_cookie(nonce: str) -> str:
+    """The Set-Cookie value of a new CSRF nonce (HttpOnly: pages carry the derived token)."""
+    response = Response()
+    response.set_cookie(
+        CSRF_COOKIE,
+        nonce,
+        httponly=True,
+        samesite="lax",
+        secure=get_settings().secure_cookies,
+        path="/",
+    )
+    return response.headers["set-cookie"]
 
 
 def create_app() -> FastAPI:
@@ -120,7 +159,7 @@ def create_app() -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    app.middleware("http")(request_plumbing)
+    app.add_middleware(RequestPlumbing)
     app.include_router(api_router)
 
     from yikatong.web.routes import web_router

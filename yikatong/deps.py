@@ -6,6 +6,7 @@ database receives the same session (FastAPI caches a dependency per request).
 
 from __future__ import annotations
 
+import functools
 import hmac
 import secrets
 from collections.abc import Iterator
@@ -167,8 +168,21 @@ def new_csrf_nonce() -> str:
     return secrets.token_urlsafe(24)
 
 
+_secret: tuple[object, bytes] | None = None  # (the settings it came from, the secret key)
+
+
 def csrf_token_for(nonce: str) -> str:
-    return hmac_sm3(resolve_secret_key(get_settings()), b"csrf:" + nonce.encode()).hex()
+    global _secret  # noqa: PLW0603 - a cache of one, renewed when the settings change
+    settings = get_settings()
+    if _secret is None or _secret[0] is not settings:
+        _secret = (settings, resolve_secret_key(settings))
+    return _csrf_token(_secret[1], nonce)
+
+
+@functools.lru_cache(maxsize=4096)
+def _csrf_token(secret: bytes, nonce: str) -> str:
+    # Each request needs its page token and an API client sends the same nonce every time.
+    return hmac_sm3(secret, b"csrf:" + nonce.encode()).hex()
 
 
 async def verify_csrf(request: Request) -> None:

@@ -35,6 +35,7 @@ import contextlib
 import copy
 import datetime as dt
 import fcntl
+import functools
 import itertools
 import json
 import os
@@ -245,9 +246,13 @@ def resolve_secret_key(settings: Settings) -> bytes:
         return settings.secret_key.get_secret_value().encode("utf-8")
     if settings.is_production:
         raise KeyStoreError("YIKATONG_SECRET_KEY is not set; production never generates secrets")
-    return _read_or_create_key_file(
-        settings.keystore_path / DEV_SECRET_KEY_FILE, DEV_SECRET_KEY_SIZE
-    )
+    return _dev_secret_key(settings.keystore_path / DEV_SECRET_KEY_FILE)
+
+
+@functools.lru_cache(maxsize=8)
+def _dev_secret_key(path: Path) -> bytes:
+    # Read once per process: every request derives its CSRF token from this key.
+    return _read_or_create_key_file(path, DEV_SECRET_KEY_SIZE)
 
 
 # --- the document ------------------------------------------------------------------------------

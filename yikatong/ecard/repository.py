@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, delete, insert, select
+from sqlalchemy import CursorResult, Executable, Table, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from yikatong.cards.models import Card
@@ -84,6 +84,7 @@ def code_context(session: Session, resident_id: int) -> CodeContext | None:
 class VerificationFacts:
     """What online verification learns about a token (never the ID number)."""
 
+    token: str
     card_id: int
     card_state: str
     region_code: str
@@ -93,9 +94,10 @@ class VerificationFacts:
     ecard_level: int | None
 
 
-# Built once: this runs for every online verification (compare residents.repository).
+# Built once: this runs for every batch of online verifications (compare residents.repository).
 _FACTS = (
     select(
+        Card.token,
         Card.id,
         Card.state,
         Card.region_code,
@@ -106,44 +108,65 @@ _FACTS = (
     )
     .join(Resident, Resident.id == Card.resident_id)
     .outerjoin(ECard, ECard.card_id == Card.id)
-    .where(Card.token == bindparam("token"))
+    .where(Card.token.in_(bindparam("tokens", expanding=True)))
 )
 
 
-def verification_facts(session: Session, token: str) -> VerificationFacts | None:
-    """The card, holder name and e-card behind a card token, or None for an unknown token."""
-    row = session.connection().execute(_FACTS, {"token": token}).one_or_none()
-    if row is None:
-        return None
-    return VerificationFacts(*row)
+def verification_facts(session: Session, tokens: Collection[str]) -> dict[str, VerificationFacts]:
+    """The card, holder name and e-card behind each known token, in one statement.
+
+    A card has at most one e-card row (one per card, re-issued in place), so each token
+    appears once; unknown tokens are simply absent.
+    """
+    if not tokens:
+        return {}
+    rows = session.connection().execute(_FACTS, {"tokens": list(tokens)})
+    return {row[0]: VerificationFacts(*row) for row in rows}
 
 
 _NONCES = cast(Table, QrNonce.__table__)  # Core statements: plain rowcounts, no ORM bulk path
 
 
-def consume_nonce(session: Session, nonce: bytes, keep_until: dt.datetime) -> bool:
-    """Record ``nonce`` as used; False when it was recorded before (a replay).
+def consume_nonces(session: Session, nonces: Sequence[tuple[bytes, dt.datetime]]) -> set[bytes]:
+    """Record each ``(nonce, keep_until)`` as used; return the nonces that were new.
 
-    One ``INSERT ... ON CONFLICT DO NOTHING RETURNING``: atomic under concurrency (a second
-    verifier of the same code waits for the first transaction, then inserts nothing) and it
-    never aborts the surrounding transaction, so the refusal can still be audited.
+    One multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING``: atomic under concurrency (a
+    second verifier of the same code waits for the first transaction, then inserts nothing)
+    and it never aborts the surrounding transaction, so refusals can still be audited. The
+    nonces must be distinct (the caller settles repeats inside one batch itself).
     """
-    table = _NONCES
-    values = {"nonce": nonce, "expires_at": keep_until}
+    if not nonces:
+        return set()
+    values = [{"nonce": nonce, "expires_at": keep_until} for nonce, keep_until in nonces]
+    rows = session.connection().execute(_claim_statement(session), values)
+    return {bytes(nonce) for (nonce,) in rows}
+
+
+def _claim_statement(session: Session) -> Executable:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING nonce``, built once per dialect.
+
+    Executed with a list of rows, SQLAlchemy renders one multi-row statement per batch
+    ("insertmanyvalues") from a single cached compilation.
+    """
     dialect = session.get_bind().dialect.name
-    statement: postgresql.Insert | sqlite.Insert
-    if dialect == "postgresql":
-        statement = postgresql.insert(table).values(values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        statement = sqlite.insert(table).values(values).on_conflict_do_nothing()
-    else:  # pragma: no cover - the platform runs on SQLite and PostgreSQL
-        try:
-            with session.begin_nested():
-                session.execute(insert(table).values(values))
-        except IntegrityError:
-            return False
-        return True
-    return session.connection().execute(statement.returning(table.c.nonce)).first() is not None
+    statement = _CLAIMS.get(dialect)
+    if statement is None:
+        if dialect == "postgresql":
+            statement = postgresql.insert(_NONCES).on_conflict_do_nothing()
+        elif dialect == "sqlite":
+            statement = sqlite.insert(_NONCES).on_conflict_do_nothing()
+        else:  # pragma: no cover - the platform runs on SQLite and PostgreSQL
+            raise NotImplementedError(f"no replay store for {dialect}")
+        statement = _CLAIMS[dialect] = statement.returning(_NONCES.c.nonce)
+    return statement
+
+
+_CLAIMS: dict[str, Executable] = {}
+
+
+def consume_nonce(session: Session, nonce: bytes, keep_until: dt.datetime) -> bool:
+    """Record one nonce as used; False when it was recorded before (a replay)."""
+    return nonce in consume_nonces(session, [(nonce, keep_until)])
 
 
 def prune_nonces(session: Session, now: dt.datetime) -> int:

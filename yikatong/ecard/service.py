@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -54,6 +55,7 @@ from yikatong.ecard.errors import (
     QrCardBlocked,
     QrError,
     QrExpired,
+    QrMalformed,
     QrNotYetValid,
     QrReplayed,
     QrWrongPurpose,
@@ -682,35 +684,185 @@ class OnlineVerification:
     region_code: str | None
 
 
-def _refuse(
-    session: Session,
-    actor: Actor,
-    error: YikatongError,
-    *,
-    purpose: Purpose,
-    region_code: str,
-    token: str | None = None,
-    card_id: int | None = None,
-    key_id: int | None = None,
-) -> YikatongError:
-    """Audit a refused verification; the error keeps the entry (the request still fails)."""
-    audit.record(
+@dataclass(frozen=True)
+class CodeCheck:
+    """One code after the offline step of online verification, before the database step.
+
+    ``code`` is set when signature, validity and purpose checked out, ``error`` otherwise;
+    ``token`` and ``key_id`` are known whenever the signature was the platform's (an expired
+    or wrong-purpose code still names its card in the audit trail).
+    """
+
+    actor: Actor
+    purpose: Purpose
+    code: qr.VerifiedCode | None = None
+    error: QrError | None = None
+    token: str | None = None
+    key_id: int | None = None
+
+
+def check_code(actor: Actor, code_text: str, purpose: Purpose, now: dt.datetime) -> CodeCheck:
+    """The offline step: format, key, SM2 signature, validity and purpose.
+
+    CPU only, no database and no shared state, so it can run in any thread: the terminal
+    gateway runs it in a thread pool (the SM2 verification releases the GIL) while the event
+    loop reads the next requests.
+    """
+    purpose = Purpose(purpose)
+    try:
+        code = qr.verify_offline(code_text, qr.trusted_keys(published_keys(now), now), now, purpose)
+    except QrError as exc:
+        token = key_id = None
+        if isinstance(exc, QrExpired | QrNotYetValid | QrWrongPurpose):
+            # The signature checked out before these: the token is the platform's own.
+            payload = qr.decode(code_text).payload
+            token, key_id = payload.token_hex, payload.key_id
+        return CodeCheck(actor, purpose, error=exc, token=token, key_id=key_id)
+    return CodeCheck(actor, purpose, code=code, token=code.token, key_id=code.key_id)
+
+
+def settle_codes(
+    session: Session, checks: Sequence[CodeCheck], now: dt.datetime
+) -> list[OnlineVerification | YikatongError]:
+    """The database step of online verification for many codes at once, in one transaction.
+
+    For each code, in order: the verifier holds ``cards:read`` (else 403, audited as denied);
+    the offline step passed; the card behind the token is issued or active — which is also
+    what the blacklist says, since the blacklist is the set of tokens whose card is in a
+    blocked state (``qr_card_blocked``); the e-card is active (``ecard_not_active``); a
+    payment code comes from a level 2 e-card (``ecard_level_insufficient``); and the code's
+    nonce was never accepted before (``qr_replayed``, also when the same code appears twice
+    in one batch: the first one wins). Every verification, accepted or refused, is audited
+    with the token, purpose and result; refusals are returned, not raised, so the batch
+    commits with all of its audit entries.
+
+    Three statements whatever the batch size (facts, nonces, audit), which is what lets the
+    terminal gateway reach its rate: see :mod:`yikatong.ecard.gateway`.
+    """
+    results: list[OnlineVerification | YikatongError | None] = [
+        None
+        if check.actor.can(Permission.CARDS_READ)
+        else audit.deny(
+            session,
+            check.actor,
+            "ecard.verify_code",
+            reason=f"missing permission {Permission.CARDS_READ.value}",
+        )
+        for check in checks
+    ]
+    denied = {i for i, result in enumerate(results) if result is not None}
+    facts = repository.verification_facts(
         session,
-        actor,
-        "ecard.verify_code",
-        object_type="card" if card_id is not None else None,
-        object_id=card_id,
-        region_code=region_code,
-        outcome=audit.Outcome.FAILED,
-        detail={
-            "token": token or "",
-            "purpose": purpose.value,
-            "result": error.code,
-            "key_id": key_id,
-        },
+        {c.code.token for i, c in enumerate(checks) if c.code is not None and i not in denied},
     )
-    error.keep_changes = True
-    return error
+    # The checks that need no nonce; the survivors claim their nonce, first one first.
+    claims: dict[bytes, int] = {}
+    for index, check in enumerate(checks):
+        if index not in denied:
+            results[index] = _refusal(check, facts)
+            if results[index] is None and check.code is not None:
+                if check.code.nonce in claims:
+                    results[index] = QrReplayed()
+                else:
+                    claims[check.code.nonce] = index
+    keep = dt.timedelta(seconds=qr.CLOCK_SKEW + 1)
+    fresh = repository.consume_nonces(
+        session, [(nonce, _expiry(checks[i]) + keep) for nonce, i in claims.items()]
+    )
+    entries: list[audit.Pending] = []
+    for index, check in enumerate(checks):
+        if index in denied:
+            continue
+        fact = facts.get(check.token) if check.token is not None else None
+        result = results[index]
+        if result is None and check.code is not None and check.code.nonce not in fresh:
+            result = QrReplayed()
+        if result is None:
+            result = _accepted(check, fact)
+        elif isinstance(result, YikatongError):
+            result.keep_changes = True
+        results[index] = result
+        entries.append(_audit_entry(check, fact, result))
+    audit.record_many(session, entries)
+    accepted = sum(isinstance(r, OnlineVerification) for r in results)
+    if accepted and _count_verifications(accepted):
+        repository.prune_nonces(session, now)
+    return [r for r in results if r is not None]
+
+
+def _refusal(
+    check: CodeCheck, facts: dict[str, repository.VerificationFacts]
+) -> YikatongError | None:
+    """Why a code that passed the offline step is still refused, before its nonce."""
+    code = check.code
+    if code is None:
+        return check.error or QrMalformed()
+    fact = facts.get(code.token)
+    if fact is None or fact.card_state not in ACCEPTED_STATES:
+        return QrCardBlocked()
+    if fact.ecard_status != ECardStatus.ACTIVE:
+        return EcardNotActive()
+    if check.purpose is Purpose.PAYMENT and (fact.ecard_level or 0) < ECardLevel.PAYMENT:
+        return EcardLevelInsufficient()
+    return None
+
+
+def _expiry(check: CodeCheck) -> dt.datetime:
+    if check.code is None:  # pragma: no cover - only codes that passed claim a nonce
+        raise ValueError("a refused code has no nonce to claim")
+    return check.code.expires_at
+
+
+def _accepted(
+    check: CodeCheck, fact: repository.VerificationFacts | None
+) -> OnlineVerification | YikatongError:
+    code = check.code
+    if code is None or fact is None:  # pragma: no cover - guarded by _refusal
+        return QrCardBlocked()
+    reveals_holder = check.purpose is not Purpose.PAYMENT
+    return OnlineVerification(
+        token=code.token,
+        purpose=check.purpose,
+        key_id=code.key_id,
+        issued_at=code.issued_at,
+        expires_at=code.expires_at,
+        issuing_region=code.region,
+        ecard_level=fact.ecard_level or int(ECardLevel.IDENTITY),
+        holder_name=mask_name(fact.resident_name) if reveals_holder else None,
+        region_code=fact.region_code if reveals_holder else None,
+    )
+
+
+def _audit_entry(
+    check: CodeCheck,
+    fact: repository.VerificationFacts | None,
+    result: OnlineVerification | YikatongError,
+) -> audit.Pending:
+    """The audit entry of one verification: its token, purpose and result, never a name."""
+    detail: dict[str, object] = {"token": check.token or "", "purpose": check.purpose.value}
+    if isinstance(result, YikatongError):
+        detail.update(result=result.code, key_id=check.key_id)
+    else:
+        detail["result"] = "accepted"
+    return audit.Pending(
+        check.actor,
+        "ecard.verify_code",
+        object_type="card" if fact is not None else None,
+        object_id=fact.card_id if fact is not None else None,
+        region_code=fact.region_code if fact is not None else get_settings().region_code,
+        outcome=audit.Outcome.FAILED
+        if isinstance(result, YikatongError)
+        else audit.Outcome.SUCCESS,
+        detail=detail,
+    )
+
+
+def _count_verifications(accepted: int) -> bool:
+    """Count accepted verifications; True every :data:`PRUNE_EVERY` of them."""
+    before = next(_verifications)
+    for _ in range(accepted - 1):
+        next(_verifications)
+    return before // PRUNE_EVERY != (before + accepted) // PRUNE_EVERY
 
 
 def verify_online(
@@ -721,83 +873,23 @@ def verify_online(
     *,
     now: dt.datetime | None = None,
 ) -> OnlineVerification:
-    """Verify a code online: the offline checks, then the card still in use and not
-    blacklisted, the e-card active, and the code never accepted before (``qr_replayed``).
+    """Verify one code online: the offline checks (:func:`check_code`), then the database
+    checks (:func:`settle_codes`): card in use and not blacklisted, e-card active, never
+    accepted before. Every verification, accepted or refused, is audited.
 
-    Every verification, accepted or refused, is audited with the token, purpose and result.
-    Errors: 422 ``qr_malformed``, ``qr_unknown_key``, ``qr_bad_signature``, ``qr_expired``,
-    ``qr_not_yet_valid``, ``qr_wrong_purpose``; 409 ``qr_replayed``, ``qr_card_blocked``,
-    ``ecard_not_active``, ``ecard_level_insufficient``.
+    Errors: 403 without ``cards:read``; 422 ``qr_malformed``, ``qr_unknown_key``,
+    ``qr_bad_signature``, ``qr_expired``, ``qr_not_yet_valid``, ``qr_wrong_purpose``;
+    409 ``qr_replayed``, ``qr_card_blocked``, ``ecard_not_active``,
+    ``ecard_level_insufficient``. Refusals keep their audit entry.
     """
-    audit.require(session, actor, Permission.CARDS_READ, "ecard.verify_code")
-    purpose = Purpose(purpose)
     moment = now or utcnow()
-    city = get_settings().region_code
-    try:
-        code = qr.verify_offline(
-            code_text, qr.trusted_keys(published_keys(moment), moment), moment, purpose
-        )
-    except QrError as exc:
-        token = key_id = None
-        if isinstance(exc, QrExpired | QrNotYetValid | QrWrongPurpose):
-            # The signature checked out before these: the token is the platform's own.
-            payload = qr.decode(code_text).payload
-            token, key_id = payload.token_hex, payload.key_id
-        raise _refuse(
-            session, actor, exc, purpose=purpose, region_code=city, token=token, key_id=key_id
-        ) from None
-    facts = repository.verification_facts(session, code.token)
-    refusal: YikatongError | None = None
-    if (
-        facts is None
-        or facts.card_state not in ACCEPTED_STATES
-        or cards_repository.is_blacklisted(session, code.token)
-    ):
-        refusal = QrCardBlocked()
-    elif facts.ecard_status != ECardStatus.ACTIVE:
-        refusal = EcardNotActive()
-    elif purpose is Purpose.PAYMENT and (facts.ecard_level or 0) < ECardLevel.PAYMENT:
-        refusal = EcardLevelInsufficient()
-    elif not repository.consume_nonce(
-        session, code.nonce, code.expires_at + dt.timedelta(seconds=qr.CLOCK_SKEW + 1)
-    ):
-        refusal = QrReplayed()
-    if facts is None or refusal is not None:
-        raise _refuse(
-            session,
-            actor,
-            refusal or QrCardBlocked(),
-            purpose=purpose,
-            region_code=facts.region_code if facts is not None else city,
-            token=code.token,
-            card_id=facts.card_id if facts is not None else None,
-            key_id=code.key_id,
-        )
-    region = facts.region_code
-    card_id = facts.card_id
-    if next(_verifications) % PRUNE_EVERY == 0:
-        repository.prune_nonces(session, moment)
-    audit.record(
-        session,
-        actor,
-        "ecard.verify_code",
-        object_type="card",
-        object_id=card_id,
-        region_code=region,
-        detail={"token": code.token, "purpose": purpose.value, "result": "accepted"},
-    )
-    reveals_holder = purpose is not Purpose.PAYMENT
-    return OnlineVerification(
-        token=code.token,
-        purpose=purpose,
-        key_id=code.key_id,
-        issued_at=code.issued_at,
-        expires_at=code.expires_at,
-        issuing_region=code.region,
-        ecard_level=facts.ecard_level or int(ECardLevel.IDENTITY),
-        holder_name=mask_name(facts.resident_name) if reveals_holder else None,
-        region_code=facts.region_code if reveals_holder else None,
-    )
+    if not actor.can(Permission.CARDS_READ):
+        # Refuse before any work, as every other service does.
+        audit.require(session, actor, Permission.CARDS_READ, "ecard.verify_code")
+    (result,) = settle_codes(session, [check_code(actor, code_text, purpose, moment)], moment)
+    if isinstance(result, YikatongError):
+        raise result
+    return result
 
 
 def prune_nonces(session: Session, now: dt.datetime | None = None) -> int:
