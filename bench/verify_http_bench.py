@@ -1,6 +1,6 @@
 """Online QR verification over real HTTP: uvicorn with one worker, load from a second process.
 
-    python -m bench.verify_http_bench [--requests 12000] [--concurrency 32]
+    python -m bench.verify_http_bench [--requests 12000] [--concurrency 16]
                                       [--database postgresql+psycopg://.../test --drop-schema]
 
 Prepares a fresh database (SQLite file by default) with card holders, issued cards and
@@ -8,7 +8,8 @@ e-cards, signs one fresh identity code per request (every code verifies once: re
 refused), starts ``uvicorn yikatong.app:create_app`` with one worker in its own process, and
 drives ``POST /api/v1/ecard/verify`` from a separate load process over keep-alive
 connections. Each request is a full online check: SM2 signature, card state, blacklist and
-replay store. Target: >= 1,500 requests/s with p99 <= 20 ms, on SQLite and on PostgreSQL.
+replay store, through the verification gateway (``yikatong/ecard/gateway.py``).
+Target: >= 1,500 requests/s with p99 <= 20 ms, on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ def _load_process(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=12_000)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--holders", type=int, default=200)
     parser.add_argument("--database", help="SQLAlchemy URL (default: a temporary SQLite file)")
     parser.add_argument(

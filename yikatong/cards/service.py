@@ -48,7 +48,7 @@ from yikatong.kit.actor import Actor, ActorKind, Permission
 from yikatong.reference.idnumber import parse_id_number
 from yikatong.residents.models import Resident, ResidentStatus
 from yikatong.residents.service import age_on
-from yikatong.residents.validation import is_mobile, normalize_phone
+from yikatong.residents.validation import china_today, is_mobile, normalize_phone
 from yikatong.settings import get_settings
 
 CARD_VALIDITY_YEARS = 10
@@ -338,7 +338,7 @@ def apply(
         has_open_application=repository.open_application_of(session, resident.id) is not None,
         has_live_card=reason is ApplicationReason.FIRST
         and repository.live_card_of(session, resident.id) is not None,
-        today=dt.datetime.now(dt.UTC).date(),
+        today=china_today(),
     )
     if problems:
         raise problems[0]
@@ -398,7 +398,7 @@ def apply_many(
         return outcome
     resident_ids = {r.resident_id for r in requests}
     residents = repository.applicants(session, resident_ids)
-    today = dt.datetime.now(dt.UTC).date()
+    today = china_today()  # the date printed on the card is the civil date at the counter
     # Two attempts: an application opened by someone else between the check and the insert
     # makes the one-open-application index refuse the insert; the second check finds it.
     for _attempt in range(2):
@@ -653,7 +653,7 @@ def issue_card(
     account = check_account_number(bank_account)
     _check_proxy(proxy, resident)
     application = session.scalar(select(CardApplication).where(CardApplication.card_id == card.id))
-    today = dt.datetime.now(dt.UTC).date()
+    today = china_today()  # the date printed on the card is the civil date at the counter
     _transition(
         session,
         actor,

@@ -24,12 +24,13 @@ from yikatong.cards.models import (
 from yikatong.crypto.masking import mask_bank_account
 from yikatong.db import savepoint
 from yikatong.deps import DbSession, StaffActor, verify_csrf
-from yikatong.errors import InvalidInput, YikatongError, field_errors
+from yikatong.errors import N_, InvalidInput, YikatongError, field_errors
 from yikatong.kit.actor import Actor, Permission
 from yikatong.kit.params import MAX_ROW_ID, RowId
 from yikatong.kit.pdf import pdf_response
 from yikatong.residents import service as residents_service
 from yikatong.residents.schemas import ResidentOut
+from yikatong.residents.validation import china_today
 from yikatong.web.i18n import lazy_gettext
 from yikatong.web.navigation import NavItem, register_nav
 from yikatong.web.templating import render
@@ -77,7 +78,7 @@ T = TypeVar("T")
 
 
 def _today() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()
+    return china_today()
 
 
 def _proxy_form(
@@ -358,10 +359,10 @@ def operate(
         try:
             chosen = Operation(operation)
         except ValueError:
-            raise InvalidInput("Unknown operation", field="operation") from None
+            raise InvalidInput(N_("Unknown operation"), field="operation") from None
         if chosen in IRREVERSIBLE and confirm != "1":
             raise InvalidInput(
-                "Tick the box to confirm this operation cannot be undone", field="confirm"
+                N_("Tick the box to confirm this operation cannot be undone"), field="confirm"
             )
         return service.operate(
             session, actor, card.id, chosen, reason=reason or None, outlet=outlet or None
