@@ -156,7 +156,7 @@ def _claim_statement(session: Session) -> Executable:
         elif dialect == "sqlite":
             statement = sqlite.insert(_NONCES).on_conflict_do_nothing()
         else:  # pragma: no cover - the platform runs on SQLite and PostgreSQL
-            raise NotImplementedError(f"no replay store for {dialect}")
+            raise RuntimeError(f"the replay store runs on SQLite and PostgreSQL, not {dialect}")
         statement = _CLAIMS[dialect] = statement.returning(_NONCES.c.nonce)
     return statement
 
