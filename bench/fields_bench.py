@@ -12,34 +12,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import tempfile
 import time
-from pathlib import Path
+
+from bench.database import add_database_arguments, scratch_database
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--residents", type=int, default=20_000)
     parser.add_argument("--lookups", type=int, default=20_000)
-    parser.add_argument("--database", help="SQLAlchemy URL (default: a temporary SQLite file)")
+    add_database_arguments(parser)
     parser.add_argument("--json", action="store_true")
-    parser.add_argument(
-        "--drop-schema",
-        action="store_true",
-        help="required with a PostgreSQL URL: its public schema is dropped and recreated",
-    )
     parser.add_argument("--profile", action="store_true", help="cProfile the lookups")
     args = parser.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="yikatong-bench-"))
-    os.environ.setdefault("YIKATONG_KEYSTORE_PATH", str(tmp / "keys"))
-    url = args.database or f"sqlite:///{tmp / 'bench.db'}"
-    os.environ["YIKATONG_DATABASE_URL"] = url
+    _tmp, engine = scratch_database(parser, args)
 
-    from yikatong import migrate
-    from yikatong.db import job, make_engine, use_engine
+    import datetime as dt
+
+    from yikatong.db import job
     from yikatong.demo.seed import ResidentGenerator
     from yikatong.reference.profile import load_profile
     from yikatong.residents.repository import (
@@ -47,19 +39,6 @@ def main() -> None:
         find_by_id_number,
         identity_by_id_number,
     )
-
-    if not url.startswith("sqlite") and not args.drop_schema:
-        parser.error("this benchmark recreates the database schema: add --drop-schema")
-    engine = make_engine(url)
-    if url.startswith("postgresql"):
-        from sqlalchemy import text
-
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    migrate.upgrade(engine)
-    use_engine(engine)
-
-    import datetime as dt
 
     generator = ResidentGenerator(load_profile("441600"), seed=7, today=dt.date(2026, 11, 25))
     people = list(generator.residents(args.residents))

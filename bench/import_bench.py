@@ -18,11 +18,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
+
+from bench.database import add_database_arguments, scratch_database
 
 TARGET_ROWS_PER_S = 1_000.0
 PER_ROW_SAMPLE = 1_000
@@ -31,44 +30,26 @@ PER_ROW_SAMPLE = 1_000
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000)
-    parser.add_argument("--database", help="SQLAlchemy URL (default: a temporary SQLite file)")
+    add_database_arguments(parser)
     parser.add_argument("--json", action="store_true")
-    parser.add_argument(
-        "--drop-schema",
-        action="store_true",
-        help="required with a PostgreSQL URL: its public schema is dropped and recreated",
-    )
     args = parser.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="yikatong-bench-"))
-    os.environ.setdefault("YIKATONG_KEYSTORE_PATH", str(tmp / "keys"))
-    url = args.database or f"sqlite:///{tmp / 'bench.db'}"
-    os.environ["YIKATONG_DATABASE_URL"] = url
+    tmp, engine = scratch_database(parser, args)
 
-    from sqlalchemy import func, select, text
+    from sqlalchemy import func, select
 
     import yikatong.models  # noqa: F401 - every table, handler and job kind
-    from yikatong import migrate
     from yikatong.audit.models import AuditEntry
     from yikatong.cards import importing
     from yikatong.cards import service as cards
     from yikatong.cards.models import CardApplication, Channel
-    from yikatong.db import job, make_engine, use_engine
+    from yikatong.db import job
     from yikatong.demo.seed import seed_residents
     from yikatong.kit.actor import Actor
     from yikatong.residents.importing import open_table
     from yikatong.residents.models import Resident, ResidentStatus
     from yikatong.residents.service import age_on
     from yikatong.residents.validation import china_today
-
-    if not url.startswith("sqlite") and not args.drop_schema:
-        parser.error("this benchmark recreates the database schema: add --drop-schema")
-    engine = make_engine(url)
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    migrate.upgrade(engine)
-    use_engine(engine)
 
     # Enough adults for the file and the per-row sample (the demo city has children too).
     wanted = args.rows + PER_ROW_SAMPLE

@@ -22,15 +22,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
+
+from bench.database import add_database_arguments, scratch_database
 
 WARMUP = 200
 
@@ -69,40 +68,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--residents", type=int, default=1_000_000)
     parser.add_argument("--lookups", type=int, default=5_000, help="timed lookups per kind")
-    parser.add_argument("--database", help="SQLAlchemy URL (default: a temporary SQLite file)")
+    add_database_arguments(parser)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--seed", type=int, default=441600)
-    parser.add_argument(
-        "--drop-schema",
-        action="store_true",
-        help="required with a PostgreSQL URL: its public schema is dropped and recreated",
-    )
     args = parser.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="yikatong-bench-"))
-    os.environ.setdefault("YIKATONG_KEYSTORE_PATH", str(tmp / "keys"))
-    url = args.database or f"sqlite:///{tmp / 'registry.db'}"
-    os.environ["YIKATONG_DATABASE_URL"] = url
+    _tmp, engine = scratch_database(parser, args, "registry.db")
 
-    from sqlalchemy import select, text
+    from sqlalchemy import select
 
     import yikatong.models  # noqa: F401 - every table and event handler, as in the app
-    from yikatong import migrate
-    from yikatong.db import job, make_engine, session_factory, use_engine
+    from yikatong.db import job, session_factory
     from yikatong.demo.seed import seed_residents
     from yikatong.kit.actor import ROLE_PERMISSIONS, Actor, ActorKind, Role
     from yikatong.reference.idnumber import make_id_number
     from yikatong.residents import repository, service
     from yikatong.residents.models import Resident
-
-    if not url.startswith("sqlite") and not args.drop_schema:
-        parser.error("this benchmark recreates the database schema: add --drop-schema")
-    engine = make_engine(url)
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    migrate.upgrade(engine)
-    use_engine(engine)
 
     started = time.perf_counter()
     last_report = [started]

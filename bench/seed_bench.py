@@ -12,44 +12,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import time
-from pathlib import Path
+
+from bench.database import add_database_arguments, scratch_database
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--residents", type=int, default=100_000)
-    parser.add_argument("--database", help="SQLAlchemy URL (default: a temporary SQLite file)")
+    add_database_arguments(parser)
     parser.add_argument("--json", action="store_true")
-    parser.add_argument(
-        "--drop-schema",
-        action="store_true",
-        help="required with a PostgreSQL URL: its public schema is dropped and recreated",
-    )
     args = parser.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="yikatong-bench-"))
-    os.environ.setdefault("YIKATONG_KEYSTORE_PATH", str(tmp / "keys"))
-    url = args.database or f"sqlite:///{tmp / 'bench.db'}"
-    os.environ["YIKATONG_DATABASE_URL"] = url
+    _tmp, engine = scratch_database(parser, args)
 
-    from sqlalchemy import func, select, text
+    from sqlalchemy import func, select
 
-    from yikatong import migrate
-    from yikatong.db import job, make_engine, use_engine
+    from yikatong.db import job
     from yikatong.demo.seed import seed_residents
     from yikatong.residents.models import Resident
-
-    if not url.startswith("sqlite") and not args.drop_schema:
-        parser.error("this benchmark recreates the database schema: add --drop-schema")
-    engine = make_engine(url)
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    migrate.upgrade(engine)
-    use_engine(engine)
 
     started = time.perf_counter()
     with job() as session:
