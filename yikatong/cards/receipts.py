@@ -312,26 +312,50 @@ def _proxy_rows(proxy: ProxyOnReceipt | None) -> list[tuple[str, str | None]]:
     ]
 
 
-def issue_document(details: IssueReceipt) -> pdf.Document:
-    """The printed layout of a 领卡回执."""
+def _receipt_document(
+    kind: ReceiptKind,
+    details: IssueReceipt | ReplacementReceipt,
+    moment: dt.datetime,
+    card_number: str,
+    *,
+    sections: tuple[pdf.Section, ...],
+    notes: tuple[str, ...],
+    signatures: tuple[str, ...],
+) -> pdf.Document:
+    """What every counter receipt shares: metadata, reference, the holder, footer, A5."""
     platform = platform_name()
-    moment = _local(details.occurred_at)
+    holder = pdf.Section(
+        "持卡人",
+        (
+            ("姓名", details.holder_name),
+            ("公民身份号码", details.holder_id_number),
+        ),
+    )
     return pdf.Document(
-        title=TITLES[ReceiptKind.ISSUE],
+        title=TITLES[kind],
         author=platform,
         created_at=moment,
         issuer=platform,
         reference=f"回执编号：{details.reference}",
-        subject=f"{TITLES[ReceiptKind.ISSUE]} {details.card_number}",
-        keywords=(details.reference, details.card_number),
+        subject=f"{TITLES[kind]} {card_number}",
+        keywords=(details.reference, card_number),
+        sections=(holder, *sections),
+        notes=notes,
+        signatures=signatures,
+        footer=f"{platform}　{details.reference}",
+        page_size=pdf.PageSize.A5,
+    )
+
+
+def issue_document(details: IssueReceipt) -> pdf.Document:
+    """The printed layout of a 领卡回执."""
+    moment = _local(details.occurred_at)
+    return _receipt_document(
+        ReceiptKind.ISSUE,
+        details,
+        moment,
+        details.card_number,
         sections=(
-            pdf.Section(
-                "持卡人",
-                (
-                    ("姓名", details.holder_name),
-                    ("公民身份号码", details.holder_id_number),
-                ),
-            ),
             pdf.Section(
                 "社会保障卡",
                 (
@@ -359,37 +383,23 @@ def issue_document(details: IssueReceipt) -> pdf.Document:
             "本回执依据系统办理记录生成，凭回执编号可查询办理记录。",
         ),
         signatures=("持卡人（代办人）签名：", "日期："),
-        footer=f"{platform}　{details.reference}",
-        page_size=pdf.PageSize.A5,
     )
 
 
 def replacement_document(details: ReplacementReceipt) -> pdf.Document:
     """The printed layout of a 补换卡受理回执."""
-    platform = platform_name()
     moment = _local(details.occurred_at)
-    title = TITLES[ReceiptKind.REPLACEMENT]
     collection: tuple[str, str | None] = (
         ("邮寄地址", details.mailing_address)
         if details.channel in service.MAILED_CHANNELS
         else ("领卡网点", details.collection_outlet)
     )
-    return pdf.Document(
-        title=title,
-        author=platform,
-        created_at=moment,
-        issuer=platform,
-        reference=f"回执编号：{details.reference}",
-        subject=f"{title} {details.old_card_number}",
-        keywords=(details.reference, details.old_card_number),
+    return _receipt_document(
+        ReceiptKind.REPLACEMENT,
+        details,
+        moment,
+        details.old_card_number,
         sections=(
-            pdf.Section(
-                "持卡人",
-                (
-                    ("姓名", details.holder_name),
-                    ("公民身份号码", details.holder_id_number),
-                ),
-            ),
             pdf.Section(
                 "受理事项",
                 (
@@ -427,8 +437,6 @@ def replacement_document(details: ReplacementReceipt) -> pdf.Document:
             "本回执依据系统办理记录生成，凭申请编号或回执编号可查询办理进度。",
         ),
         signatures=("申请人（代办人）签名：", "日期："),
-        footer=f"{platform}　{details.reference}",
-        page_size=pdf.PageSize.A5,
     )
 
 
